@@ -1,0 +1,400 @@
+"""The application object: job registry, Celery app, and the submitting client."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, overload
+
+import kombu.exceptions
+import redis
+from celery import Celery
+
+from conveyor import delayed, keys
+from conveyor.broker.connection import check_reachable, client_for
+from conveyor.broker.embedded import discover
+from conveyor.client import Job
+from conveyor.engine import build_celery
+from conveyor.errors import (
+    BrokerError,
+    ConfigurationError,
+    InvalidSubmission,
+    UnknownJobType,
+)
+from conveyor.events import EventWriter, new_event
+from conveyor.jobs import JobDefinition, JobFunction, make_definition
+from conveyor.middleware import Middleware
+from conveyor.settings import Settings, mask_url
+from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+_IDEMPOTENT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local status = redis.call('HGET', ARGV[3] .. existing, 'status')
+  if status ~= 'failed' and status ~= 'cancelled' then return existing end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
+
+BUILTIN_PACKS = ("diag",)
+
+
+class Conveyor:
+    """A Conveyor application: declare jobs with :meth:`job`, submit them with :meth:`submit`.
+
+    Nothing connects at construction; the broker is resolved on first use —
+    the configured URL (``CELERY_BROKER_URL``, ``REDIS_URL`` or ``REDIS_HOST``…)
+    or else the embedded broker that ``conveyor up`` runs for ``CONVEYOR_HOME``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        topology: Topology | None = None,
+        middleware: Sequence[Middleware] = (),
+        packs: Sequence[str] = BUILTIN_PACKS,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self.topology = topology or load_topology(self.settings.config_file)
+        self.middleware: list[Middleware] = list(middleware)
+        self._definitions: dict[str, JobDefinition] = {}
+        self._writer: tuple[int, EventWriter] | None = None
+        for pack in packs:
+            module = importlib.import_module(f"conveyor.packs.{pack}")
+            module.register(self)
+
+    # ------------------------------------------------------------ registration
+
+    @overload
+    def job(self, name: str) -> Any: ...
+
+    @overload
+    def job(
+        self,
+        name: str,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        retries: int | None = None,
+        backoff: float | Sequence[float] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        rate_limit: str | None = None,
+        gpu: GpuPolicy = "none",
+        unique: bool | Sequence[str] = False,
+        transient: Sequence[type[BaseException]] | None = None,
+    ) -> Callable[[JobFunction], JobFunction]: ...
+
+    def job(self, name: str, **options: Any) -> Any:
+        """Declare a job type (as a decorator), or get the handle of an existing job.
+
+        ``@app.job("music.generate", queue="generation", retries=3)`` registers the
+        decorated ``(ctx: JobContext, params: Model)`` function. ``app.job(job_id)``
+        with a job id (a UUID) and no options returns that job's :class:`Job` handle,
+        as :meth:`get_job` does.
+        """
+        if not options and _UUID.match(name):
+            return self.get_job(name)
+        queue = options.get("queue")
+        if queue is not None:
+            self.topology.queue(queue)
+
+        def decorate(func: JobFunction) -> JobFunction:
+            if name in self._definitions:
+                raise ConfigurationError(f"job type {name!r} is already registered")
+            self._definitions[name] = make_definition(func, name, **options)
+            self.__dict__.pop("celery", None)
+            return func
+
+        return decorate
+
+    def get_job(self, job_id: str) -> Job:
+        """The handle of an existing job."""
+        return Job(self, job_id)
+
+    @property
+    def definitions(self) -> dict[str, JobDefinition]:
+        """Every registered job type by name."""
+        return dict(self._definitions)
+
+    def definition(self, name: str) -> JobDefinition:
+        """The job type ``name``, or :class:`UnknownJobType` listing the known ones."""
+        try:
+            return self._definitions[name]
+        except KeyError:
+            raise UnknownJobType(name, list(self._definitions)) from None
+
+    def queue_for(self, definition: JobDefinition) -> str:
+        """The queue a job type is routed to when a submit names none."""
+        return definition.queue or self.topology.default_queue
+
+    def retries_for(self, definition: JobDefinition) -> int:
+        """How many retries a job type gets."""
+        if definition.retries is not None:
+            return definition.retries
+        return self.settings.default_retries
+
+    # ------------------------------------------------------------- connections
+
+    @cached_property
+    def broker_url(self) -> str:
+        """The broker URL in use (configured, or the running embedded broker's)."""
+        configured = self.settings.configured_broker_url
+        if configured:
+            return configured
+        info = discover(self.settings.home_dir)
+        if info is None:
+            raise BrokerError(
+                f"no broker: none is configured (REDIS_URL / CELERY_BROKER_URL) and no "
+                f"embedded broker runs for CONVEYOR_HOME={self.settings.home_dir}; "
+                "start one with `conveyor up`"
+            )
+        return str(info["url"])
+
+    @property
+    def redis(self) -> redis.Redis:
+        """This process's Redis client for the broker."""
+        return client_for(self.broker_url, timeout_s=self.settings.broker_connect_timeout_s)
+
+    def check_broker(self) -> None:
+        """Raise :class:`BrokerError` (URL named, password masked) unless the broker answers."""
+        check_reachable(self.broker_url, timeout_s=self.settings.broker_connect_timeout_s)
+
+    def event_writer(self) -> EventWriter:
+        """This process's :class:`EventWriter` (a new one after a fork)."""
+        pid = os.getpid()
+        if self._writer is None or self._writer[0] != pid:
+            writer = EventWriter(
+                self.redis,
+                state_ttl_s=self.settings.result_expires_s,
+                events_maxlen=self.settings.events_maxlen,
+            )
+            self._writer = (pid, writer)
+        return self._writer[1]
+
+    @cached_property
+    def celery(self) -> Celery:
+        """The Celery app, configured and with every job type registered as a task."""
+        from conveyor.worker.adapter import register
+
+        app = build_celery(
+            self.settings, self.topology, self.broker_url, self._definitions.values()
+        )
+        for definition in self._definitions.values():
+            register(app, self, definition)
+        return app
+
+    # -------------------------------------------------------------- submitting
+
+    def submit(
+        self,
+        type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        eta: datetime | float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Validate and enqueue a job; return its :class:`Job` handle.
+
+        Raises :class:`UnknownJobType`, :class:`PayloadInvalid` or
+        :class:`InvalidSubmission` before anything is enqueued, and
+        :class:`BrokerError` when the broker cannot be reached.
+        """
+        definition = self.definition(type)
+        params = definition.validate(payload)
+        queue = self._check_queue(queue, definition)
+        priority = self._check_priority(priority, definition, queue)
+        due_at = _due_at(delay, eta)
+        job_id = str(uuid.uuid4())
+        now = time.time()
+        spec = self.submission_spec(
+            definition,
+            job_id,
+            params.model_dump(mode="json"),
+            queue=queue,
+            priority=priority,
+            attempt=0,
+            created_at=now,
+            due_at=due_at,
+        )
+        try:
+            if idempotency_key is not None:
+                existing = self._claim_idempotency(idempotency_key, job_id)
+                if existing is not None:
+                    return Job(self, existing, deduplicated=True)
+            try:
+                self._enqueue(spec, idempotency_key)
+            except BaseException:
+                if idempotency_key is not None:
+                    self.redis.delete(keys.idempotency(idempotency_key))
+                raise
+        except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as exc:
+            raise BrokerError(
+                f"could not submit {type}: broker at {mask_url(self.broker_url)} "
+                f"is unreachable ({exc})"
+            ) from None
+        return Job(self, job_id)
+
+    def _check_queue(self, queue: str | None, definition: JobDefinition) -> str:
+        if queue is None:
+            return self.queue_for(definition)
+        if queue not in self.topology.queues:
+            raise InvalidSubmission(
+                f"unknown queue {queue!r}; known queues: {', '.join(self.topology.queue_names())}"
+            )
+        return queue
+
+    def _check_priority(self, priority: int | None, definition: JobDefinition, queue: str) -> int:
+        if priority is None:
+            if definition.priority is not None:
+                return definition.priority
+            return max(MIN_PRIORITY, min(MAX_PRIORITY, self.topology.queue(queue).priority))
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidSubmission(f"priority must be an integer 0–10 (got {priority!r})")
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InvalidSubmission(f"priority must be 0–10, 10 the most urgent (got {priority})")
+        return priority
+
+    def _claim_idempotency(self, key: str, job_id: str) -> str | None:
+        script = self.redis.register_script(_IDEMPOTENT)
+        ttl = self.settings.result_expires_s
+        existing = script(keys=[keys.idempotency(key)], args=[job_id, ttl, keys.job("")])
+        return existing.decode() if existing else None
+
+    def submission_spec(
+        self,
+        definition: JobDefinition,
+        job_id: str,
+        payload: Any,
+        *,
+        queue: str,
+        priority: int | None,
+        attempt: int,
+        created_at: float | None,
+        due_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Everything needed to publish (or re-publish) one attempt of a job."""
+        return {
+            "id": job_id,
+            "type": definition.name,
+            "payload": payload,
+            "queue": queue,
+            "priority": priority,
+            "attempt": attempt,
+            "created_at": created_at,
+            "due_at": due_at,
+        }
+
+    def _enqueue(self, spec: dict[str, Any], idempotency_key: str | None) -> None:
+        due_at = spec["due_at"]
+        fields = {
+            "type": spec["type"],
+            "queue": spec["queue"],
+            "priority": spec["priority"],
+            "payload": spec["payload"],
+            "created_at": spec["created_at"],
+            "due_at": due_at,
+        }
+        writer = self.event_writer()
+        if due_at is not None and due_at > time.time():
+            event = new_event(
+                "scheduled",
+                spec["id"],
+                spec["type"],
+                spec["queue"],
+                priority=spec["priority"],
+                payload=spec["payload"],
+                due_at=due_at,
+                idempotency_key=idempotency_key,
+            )
+            pipe = writer.client.pipeline(transaction=True)
+            delayed.schedule(pipe, spec["id"], due_at, spec)
+            writer.emit(event, fields=fields, mode="init", client=pipe)
+            pipe.execute()
+            return
+        # Publish first: if the broker is down nothing is left behind.
+        self.publish_spec(spec, record=False)
+        event = new_event(
+            "queued",
+            spec["id"],
+            spec["type"],
+            spec["queue"],
+            priority=spec["priority"],
+            payload=spec["payload"],
+            idempotency_key=idempotency_key,
+        )
+        writer.emit(event, fields=fields, mode="init")
+
+    def publish_spec(self, spec: dict[str, Any], record: bool = True) -> None:
+        """Publish one attempt of a job to its queue (used by submit, retries and the mover)."""
+        meta = {
+            "attempt": spec["attempt"],
+            "queue": spec["queue"],
+            "priority": spec["priority"],
+            "created_at": spec["created_at"],
+        }
+        self.celery.send_task(
+            spec["type"],
+            args=[spec["payload"]],
+            kwargs={"meta": meta},
+            task_id=spec["id"],
+            queue=spec["queue"],
+            routing_key=spec["queue"],
+            priority=spec["priority"],
+        )
+        if record:
+            event = new_event(
+                "queued",
+                spec["id"],
+                spec["type"],
+                spec["queue"],
+                priority=spec["priority"],
+                attempt=spec["attempt"],
+            )
+            self.event_writer().emit(event, fields={"due_at": spec.get("due_at")})
+
+
+def _due_at(delay: float | None, eta: datetime | float | None) -> float | None:
+    if delay is not None and eta is not None:
+        raise InvalidSubmission("give either delay or eta, not both")
+    if delay is not None:
+        if delay < 0:
+            raise InvalidSubmission(f"delay must be ≥ 0 seconds (got {delay})")
+        return time.time() + delay if delay > 0 else None
+    if eta is None:
+        return None
+    if isinstance(eta, datetime):
+        if eta.tzinfo is None:
+            eta = eta.replace(tzinfo=timezone.utc)
+        return eta.timestamp()
+    return float(eta)
+
+
+def load_app(path: str | None) -> Conveyor:
+    """The application at ``module:attribute`` (``CONVEYOR_APP``), or the built-in one."""
+    if not path:
+        return Conveyor()
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"CONVEYOR_APP: cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, Conveyor):
+        raise ConfigurationError(
+            f"CONVEYOR_APP: {path!r} is not a Conveyor application (module:attribute)"
+        )
+    return app

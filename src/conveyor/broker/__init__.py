@@ -1,0 +1,1 @@
+"""The broker: the embedded Valkey server, connections, transport and queue inspection."""

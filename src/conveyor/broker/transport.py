@@ -1,0 +1,86 @@
+"""Conveyor's Redis transport: kombu's, with exact priorities.
+
+kombu's Redis transport numbers priorities the other way round from the seeds
+(0 first), clamps them to 0–9, folds them into four lists by default, and has
+``BRPOP`` walk priority steps before queues — so a priority-0 message on
+``batch`` can overtake a priority-9 one on ``critical`` (celery#8967 is one of
+the reports of priorities "silently not working"). This transport changes three
+things and nothing else:
+
+* levels 0–10 each get a list, named ``queue`` (level 0) and ``queue:1`` …
+  ``queue:10``, so a level is never merged with another and list names stay
+  printable for redis-cli and KEDA;
+* 10 is the most urgent, as Conveyor's API and the seeds use it;
+* ``BRPOP`` lists the keys queue by queue, most urgent queue first (the
+  ``queue_priorities`` transport option), and level by level within a queue.
+"""
+
+from __future__ import annotations
+
+from time import monotonic
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
+from conveyor import keys
+from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
+
+LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
+LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
+
+
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    """A Redis channel whose priority lists and fetch order are Conveyor's."""
+
+    min_priority = MIN_PRIORITY
+    max_priority = MAX_PRIORITY
+    priority_steps = list(LEVELS)
+    sep = keys.PRIORITY_SEP
+    queue_priorities: dict[str, int] = {}
+    from_transport_options = (*kombu_redis.Channel.from_transport_options, "queue_priorities")
+
+    def priority(self, n: Any) -> int:
+        """Clamp ``n`` to a level (every level is its own list)."""
+        return max(MIN_PRIORITY, min(MAX_PRIORITY, int(n)))
+
+    def _q_for_pri(self, queue: str, pri: Any) -> str:
+        return keys.queue_list(queue, self.priority(pri))
+
+    def _fetch_order(self, queues: list[str]) -> list[str]:
+        ordered = sorted(queues, key=lambda q: -self.queue_priorities.get(q, 0))
+        return [self._q_for_pri(q, level) for q in ordered for level in LEVELS_URGENT_FIRST]
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        # Same as kombu's, but queue-major and most urgent level first.
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        command_args = ["BRPOP", *self._fetch_order(queues), timeout or 0]
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = monotonic()
+        if self.global_keyprefix:
+            command_args = self.client._prefix_args(command_args)
+        self.client.connection.send_command(*command_args)
+
+    def _get(self, queue: str) -> Any:
+        with self.conn_or_acquire() as client:
+            for level in LEVELS_URGENT_FIRST:
+                item = client.rpop(self._q_for_pri(queue, level))
+                if item:
+                    self._maybe_update_queues_expire(client, queue)
+                    return loads(bytes_to_str(item))
+            self._maybe_update_queues_expire(client, queue)
+            raise kombu_redis.Empty()
+
+
+class Transport(kombu_redis.Transport):  # type: ignore[misc]
+    """kombu's Redis transport with :class:`Channel`."""
+
+    Channel = Channel
+
+
+TRANSPORT_PATH = "conveyor.broker.transport:Transport"

@@ -1,0 +1,121 @@
+"""The client side of a job: the :class:`Job` handle that ``submit`` returns."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from conveyor import delayed, keys
+from conveyor.errors import JobTimeoutError, NotFound
+from conveyor.events import TERMINAL, new_event, parse
+from conveyor.state import JobState
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+
+
+class Job:
+    """A handle on one job: read its state, wait for it, follow it, cancel it."""
+
+    def __init__(self, app: Conveyor, job_id: str, *, deduplicated: bool = False) -> None:
+        self.app = app
+        self.id = job_id
+        #: True when ``submit`` returned an existing job for the same idempotency key.
+        self.deduplicated = deduplicated
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id}>"
+
+    def state(self) -> JobState:
+        """A snapshot of the job's state; :class:`NotFound` if nothing is known of it."""
+        raw = self.app.redis.hgetall(keys.job(self.id))
+        if not raw:
+            raise NotFound(f"no job {self.id}")
+        return JobState.from_hash(self.id, raw)
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        """Block until the job is succeeded, failed or cancelled; return its final state.
+
+        Raises :class:`JobTimeoutError` when ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(keys.job_channel(self.id))
+        try:
+            while True:
+                state = self.state()
+                if state.done:
+                    return state
+                remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JobTimeoutError(
+                        f"job {self.id} still {state.status} after {timeout:g}s"
+                    )
+                # Any message (or a 1 s tick, as a safety net) means: read the state again.
+                pubsub.get_message(timeout=min(remaining, 1.0))
+        finally:
+            pubsub.close()
+
+    def events(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """The job's events as they happen, ending after a terminal one.
+
+        The first item is a ``{"type": "state", "state": {...}}`` snapshot, so a
+        late subscriber knows where the job stands before the next live event.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(keys.job_channel(self.id))
+        try:
+            snapshot = self.state()
+            yield {"type": "state", "job_id": self.id, "state": snapshot.model_dump(mode="json")}
+            if snapshot.done:
+                return
+            last_check = time.monotonic()
+            while True:
+                remaining = 1.0 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JobTimeoutError(f"job {self.id} did not finish in {timeout:g}s")
+                message = pubsub.get_message(timeout=min(remaining, 1.0))
+                if message is not None and message.get("type") == "message":
+                    event = parse(message["data"])
+                    yield event
+                    if event.get("type") in TERMINAL:
+                        return
+                elif time.monotonic() - last_check >= 1.0:
+                    # Safety net for a missed message: the live state is the truth.
+                    last_check = time.monotonic()
+                    snapshot = self.state()
+                    if snapshot.done:
+                        yield {
+                            "type": snapshot.status,
+                            "job_id": self.id,
+                            "state": snapshot.model_dump(mode="json"),
+                        }
+                        return
+        finally:
+            pubsub.close()
+
+    def cancel(self) -> bool:
+        """Cancel the job. A queued or scheduled job never starts; a running one stops
+        at its next progress report. Returns False if it had already finished."""
+        state = self.state()
+        if state.done:
+            return False
+        writer = self.app.event_writer()
+        pipe = writer.client.pipeline(transaction=True)
+        delayed.unschedule(pipe, self.id)
+        writer.emit(
+            new_event(
+                "cancelled",
+                self.id,
+                state.type,
+                state.queue,
+                attempt=state.attempt,
+                deliveries=state.deliveries,
+            ),
+            fields={"finished_at": time.time()},
+            client=pipe,
+        )
+        pipe.execute()
+        return self.state().status == "cancelled"

@@ -1,0 +1,129 @@
+"""Delayed jobs live on the broker, not in worker memory.
+
+Celery's ETA/countdown parks a message inside the worker that fetched it; on
+Redis a delay longer than the visibility timeout then runs the job twice or
+more (kombu#337, celery#2599). Conveyor instead keeps each delayed submission
+in a sorted set scored by its due time, and a *mover* (one thread in every
+worker) publishes it to its queue when due.
+
+A mover claims due entries atomically by pushing their score a lease into the
+future, publishes them, then deletes them. Several movers never claim the same
+entry; a mover that dies after claiming leaves the entry to reappear when the
+lease ends, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from conveyor import keys
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE_S = 60.0
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+if #due == 0 then return {} end
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+local specs = redis.call('HMGET', KEYS[2], unpack(due))
+local out = {}
+for i, id in ipairs(due) do out[#out + 1] = id; out[#out + 1] = specs[i] or '' end
+return out
+"""
+
+
+def schedule(pipe: Any, job_id: str, due_at: float, spec: dict[str, Any]) -> None:
+    """Add a delayed submission to ``pipe`` (a client or pipeline)."""
+    pipe.hset(keys.DELAYED_JOBS, job_id, json.dumps(spec, separators=(",", ":")))
+    pipe.zadd(keys.DELAYED, {job_id: due_at})
+
+
+def unschedule(pipe: Any, job_id: str) -> None:
+    """Remove a delayed submission (after it was published, or when cancelled)."""
+    pipe.zrem(keys.DELAYED, job_id)
+    pipe.hdel(keys.DELAYED_JOBS, job_id)
+
+
+class Mover:
+    """Moves due delayed submissions into their queues through ``publish``."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        publish: Callable[[dict[str, Any]], None],
+        *,
+        poll_s: float = 0.5,
+        batch: int = 100,
+    ) -> None:
+        self.client = client
+        self.publish = publish
+        self.poll_s = poll_s
+        self.batch = batch
+        self._claim = client.register_script(_CLAIM)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def move_due(self, now: float | None = None) -> int:
+        """Publish every submission due by ``now``; return how many were moved."""
+        moved = 0
+        while True:
+            now = time.time() if now is None else now
+            reply = self._claim(
+                keys=[keys.DELAYED, keys.DELAYED_JOBS],
+                args=[now, now + CLAIM_LEASE_S, self.batch],
+            )
+            if not reply:
+                return moved
+            pairs = list(zip(reply[::2], reply[1::2], strict=True))
+            for raw_id, raw_spec in pairs:
+                job_id = raw_id.decode()
+                if raw_spec:
+                    self.publish(json.loads(raw_spec))
+                pipe = self.client.pipeline(transaction=False)
+                unschedule(pipe, job_id)
+                pipe.execute()
+                moved += 1
+            if len(pairs) < self.batch:
+                return moved
+
+    def _seconds_to_next(self) -> float:
+        head = self.client.zrange(keys.DELAYED, 0, 0, withscores=True)
+        if not head:
+            return self.poll_s
+        return max(0.0, min(self.poll_s, float(head[0][1]) - time.time()))
+
+    def run(self) -> None:
+        """Move due jobs until :meth:`stop` is called; broker errors are logged and retried."""
+        failing = False
+        while not self._stop.is_set():
+            try:
+                self.move_due()
+                wait = self._seconds_to_next()
+                if failing:
+                    log.info("delayed-job mover reconnected")
+                    failing = False
+            except redis.RedisError as exc:
+                if not failing:
+                    log.warning("delayed-job mover cannot reach the broker: %s", exc)
+                failing = True
+                wait = 1.0
+            self._stop.wait(wait)
+
+    def start(self) -> None:
+        """Run :meth:`run` in a daemon thread."""
+        self._thread = threading.Thread(target=self.run, name="conveyor-mover", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread started by :meth:`start`."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,89 @@
+"""Settings and topology → a configured Celery app with production defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange
+from kombu import Queue as KombuQueue
+
+from conveyor.broker.transport import TRANSPORT_PATH
+from conveyor.jobs import JobDefinition
+from conveyor.settings import Settings
+from conveyor.topology import Topology
+
+#: Margin added to the longest hard time limit to get the visibility timeout.
+VISIBILITY_MARGIN_S = 300.0
+
+
+def visibility_timeout(settings: Settings, definitions: Iterable[JobDefinition]) -> float:
+    """A visibility timeout above every hard time limit, so no job runs twice for being slow."""
+    longest = max(
+        [settings.time_limit_s, *(d.time_limit for d in definitions if d.time_limit)]
+    )
+    floor = longest * 1.25 + VISIBILITY_MARGIN_S
+    return max(settings.visibility_timeout_s or 0.0, floor)
+
+
+def celery_config(
+    settings: Settings, topology: Topology, broker_url: str, definitions: Iterable[JobDefinition]
+) -> dict[str, Any]:
+    """The Celery configuration Conveyor runs with (every choice made here, once)."""
+    definitions = list(definitions)
+    is_redis = broker_url.startswith(("redis://", "rediss://", "unix://"))
+    transport_options: dict[str, Any] = {
+        "visibility_timeout": visibility_timeout(settings, definitions),
+    }
+    if is_redis:
+        transport_options["queue_priorities"] = topology.queue_priorities()
+    config: dict[str, Any] = {
+        "broker_url": broker_url,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_retry": True,
+        "broker_connection_timeout": settings.broker_connect_timeout_s,
+        # JSON only: a pickled message is refused (logged and dropped), never run.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_compression": settings.message_compression,
+        # Nothing lost: ack after the job, re-queue when the worker dies under it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "task_soft_time_limit": settings.soft_time_limit_s,
+        "task_time_limit": settings.time_limit_s,
+        "worker_max_tasks_per_child": settings.worker_max_tasks_per_child,
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_kb,
+        # Results live in Conveyor's job state; Celery's backend only if one is configured.
+        "result_backend": settings.result_backend,
+        "task_ignore_result": settings.result_backend is None,
+        "result_expires": settings.result_expires_s,
+        # Events on, so an unmodified Flower can watch the workers.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_queues": [
+            KombuQueue(q.name, Exchange(q.name, type="direct"), routing_key=q.name)
+            for q in Topology.ordered(topology.queues.values())
+        ],
+        "task_default_queue": topology.default_queue,
+        "task_create_missing_queues": False,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+    }
+    if is_redis:
+        config["broker_transport"] = TRANSPORT_PATH
+    return config
+
+
+def build_celery(
+    settings: Settings, topology: Topology, broker_url: str, definitions: Iterable[JobDefinition]
+) -> Celery:
+    """A Celery app configured by :func:`celery_config` (tasks are registered by the caller)."""
+    app = Celery("conveyor", set_as_current=False)
+    app.conf.update(celery_config(settings, topology, broker_url, definitions))
+    return app

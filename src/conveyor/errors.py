@@ -1,0 +1,91 @@
+"""Conveyor's error hierarchy.
+
+Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
+
+    ConveyorError
+    ├── ConfigurationError       a setting or topology entry is invalid
+    ├── BrokerError              the broker cannot be reached or refused a command
+    ├── StoreError               the job store cannot be reached
+    ├── NotFound                 no such job, job type or queue
+    ├── InvalidSubmission        a submit was refused before anything was enqueued
+    │   ├── UnknownJobType
+    │   └── PayloadInvalid       the payload failed the job type's model
+    ├── JobTimeoutError          waiting for a job took longer than allowed
+    └── JobError                 raised inside a job to steer what happens next
+        ├── PermanentError       never retried: the job fails at once
+        ├── TransientError       retried with backoff while retries remain
+        └── JobCancelled         the job was cancelled while it ran
+
+HTTP status codes are mapped from this tree in one place (the API module).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConveyorError(Exception):
+    """The root of every error Conveyor raises on purpose."""
+
+
+class ConfigurationError(ConveyorError):
+    """A setting, environment variable or topology entry is invalid."""
+
+
+class BrokerError(ConveyorError):
+    """The broker could not be reached, or refused a command."""
+
+
+class StoreError(ConveyorError):
+    """The job store could not be reached."""
+
+
+class NotFound(ConveyorError):
+    """No such job, job type or queue."""
+
+
+class InvalidSubmission(ConveyorError):
+    """A submission was refused before anything was enqueued."""
+
+
+class UnknownJobType(InvalidSubmission, NotFound):
+    """The job type is not registered; the message lists the known ones."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) or "(none registered)"
+        super().__init__(f"unknown job type {name!r}; known types: {listed}")
+
+
+class PayloadInvalid(InvalidSubmission):
+    """The payload failed validation against the job type's input model.
+
+    ``errors`` holds one entry per problem: ``{"field", "message", "type"}``.
+    """
+
+    def __init__(self, job_type: str, errors: list[dict[str, Any]]) -> None:
+        self.job_type = job_type
+        self.errors = errors
+        lines = "; ".join(f"{e['field'] or '(payload)'}: {e['message']}" for e in errors)
+        super().__init__(f"invalid payload for {job_type}: {lines}")
+
+
+class JobTimeoutError(ConveyorError, TimeoutError):
+    """Waiting for a job to finish took longer than the caller allowed."""
+
+
+class JobError(ConveyorError):
+    """Base of the errors a job raises to say how its failure should be treated."""
+
+
+class PermanentError(JobError):
+    """A failure that retrying cannot fix: the job fails at once."""
+
+
+class TransientError(JobError):
+    """A failure that may go away: the job is retried with backoff."""
+
+
+class JobCancelled(JobError):
+    """The job was cancelled; raised inside the job at its next progress report."""

@@ -1,0 +1,172 @@
+"""Job types: what ``@app.job`` records, and the :class:`JobContext` a job receives."""
+
+from __future__ import annotations
+
+import inspect
+import random
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from conveyor.errors import ConfigurationError, JobCancelled, PayloadInvalid
+from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy
+
+if TYPE_CHECKING:
+    from conveyor.worker.executor import Execution
+
+JobFunction = Callable[..., Any]
+Backoff = float | Sequence[float]
+
+#: Errors that are retried unless a job type says otherwise.
+DEFAULT_TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A registered job type: its function, input model and execution policy."""
+
+    name: str
+    func: JobFunction
+    model: type[BaseModel]
+    queue: str | None = None
+    priority: int | None = None
+    retries: int | None = None
+    backoff: Backoff | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    rate_limit: str | None = None
+    gpu: GpuPolicy = "none"
+    unique: bool | tuple[str, ...] = False
+    transient: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT
+
+    def validate(self, payload: Any) -> BaseModel:
+        """The payload as the job's model, or :class:`PayloadInvalid` with field-level errors."""
+        try:
+            return self.model.model_validate(payload if payload is not None else {})
+        except ValidationError as exc:
+            raise PayloadInvalid(self.name, field_errors(exc)) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of the job's input."""
+        return self.model.model_json_schema()
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as ``{"field", "message", "type"}`` entries."""
+    return [
+        {
+            "field": ".".join(str(part) for part in error["loc"]),
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+
+
+def backoff_delay(schedule: Backoff, attempt: int, cap_s: float, jitter: float = 0.1) -> float:
+    """Seconds to wait before retry number ``attempt + 1``.
+
+    A sequence is an explicit schedule (its last entry repeats); a number is the
+    base of an exponential schedule (base, 3·base, 9·base …). The result is
+    capped at ``cap_s`` and spread by ±``jitter`` so that retries of many jobs
+    that failed together do not all come back at once.
+    """
+    if isinstance(schedule, int | float):
+        base = float(schedule) * (3.0**attempt)
+    else:
+        steps = list(schedule) or [0.0]
+        base = float(steps[min(attempt, len(steps) - 1)])
+    spread = base * jitter
+    return max(0.0, min(cap_s, base + random.uniform(-spread, spread)))
+
+
+def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefinition:
+    """Check a job function's signature and options and build its definition."""
+    params = list(inspect.signature(func).parameters.values())
+    if len(params) != 2:
+        raise ConfigurationError(
+            f"job {name!r}: the function must take (ctx: JobContext, params: SomeModel)"
+        )
+    hints = typing.get_type_hints(func)
+    model = hints.get(params[1].name)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigurationError(
+            f"job {name!r}: annotate the second parameter with a pydantic model "
+            "(it is the job's input schema)"
+        )
+    priority = options.get("priority")
+    if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ConfigurationError(f"job {name!r}: priority must be 0–10 (got {priority})")
+    soft, hard = options.get("soft_time_limit"), options.get("time_limit")
+    if soft is not None and hard is not None and soft >= hard:
+        raise ConfigurationError(f"job {name!r}: soft_time_limit must be below time_limit")
+    unique = options.get("unique", False)
+    if isinstance(unique, list | tuple):
+        options["unique"] = tuple(unique)
+    transient = options.get("transient")
+    if transient is None:
+        options.pop("transient", None)
+    else:
+        options["transient"] = tuple(transient)
+    return JobDefinition(name=name, func=func, model=model, **options)
+
+
+class JobContext:
+    """What a running job knows about itself, and how it reports progress.
+
+    Received as the first argument of every job function.
+    """
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+
+    @property
+    def job_id(self) -> str:
+        """The job's id (stable across retries)."""
+        return self._execution.job_id
+
+    @property
+    def job_type(self) -> str:
+        """The job type's name."""
+        return self._execution.definition.name
+
+    @property
+    def attempt(self) -> int:
+        """0 for the first run, 1 for the first retry, and so on."""
+        return self._execution.attempt
+
+    @property
+    def deliveries(self) -> int:
+        """How often a worker has started this attempt (above 1 after a worker crash)."""
+        return self._execution.deliveries
+
+    @property
+    def queue(self) -> str:
+        """The queue the job was taken from."""
+        return self._execution.queue
+
+    @property
+    def worker(self) -> str:
+        """The hostname of the worker running the job."""
+        return self._execution.worker
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone has cancelled the job (checked against the broker)."""
+        return self._execution.is_cancelled()
+
+    def progress(
+        self, percent: float, stage: str | None = None, message: str | None = None
+    ) -> None:
+        """Report progress (0–100) with an optional stage name and message.
+
+        Raises :class:`JobCancelled` if the job was cancelled meanwhile, so a
+        cancelled job stops at its next report.
+        """
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress must be between 0 and 100 (got {percent})")
+        if not self._execution.report_progress(float(percent), stage, message):
+            raise JobCancelled(f"job {self.job_id} was cancelled")

@@ -1,0 +1,1 @@
+"""Built-in job packs. Each module has a ``register(app)`` function."""

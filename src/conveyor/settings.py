@@ -1,0 +1,204 @@
+"""One settings class for the whole platform.
+
+Every value comes from the environment (or a ``.env`` file in the working
+directory) under the names the seeds' teams already use — ``REDIS_URL``,
+``CELERY_WORKER_CONCURRENCY``, ``DATABASE_URL`` … — plus Conveyor's own under
+``CONVEYOR_``. Durations carry their unit in the field name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.errors import ConfigurationError
+
+Compression = Literal["gzip", "bzip2", "zlib", "lzma", "zstd", "brotli"]
+
+
+def _env(*names: str) -> Any:
+    return Field(validation_alias=AliasChoices(*names))
+
+
+class Settings(BaseSettings):
+    """Every setting Conveyor reads, with its environment variable and default."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        case_sensitive=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+    )
+
+    # Local state and application
+    home: Path = Field(Path(".conveyor"), validation_alias="CONVEYOR_HOME")
+    app: str | None = Field(None, validation_alias="CONVEYOR_APP")
+    config_file: Path | None = Field(None, validation_alias="CONVEYOR_CONFIG")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="CONVEYOR_LOG_LEVEL"
+    )
+
+    # Broker (the seeds' names)
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    redis_host: str | None = Field(None, validation_alias="REDIS_HOST")
+    redis_port: int = Field(6379, ge=1, le=65535, validation_alias="REDIS_PORT")
+    redis_db: int = Field(0, ge=0, validation_alias="REDIS_DB")
+    redis_password: str | None = Field(None, validation_alias="REDIS_PASSWORD")
+    celery_broker_url: str | None = Field(None, validation_alias="CELERY_BROKER_URL")
+    result_backend: str | None = Field(None, validation_alias="CELERY_RESULT_BACKEND")
+    broker_connect_timeout_s: float = Field(
+        3.0, gt=0, validation_alias="CONVEYOR_BROKER_CONNECT_TIMEOUT_S"
+    )
+
+    # Workers
+    worker_concurrency: int | None = Field(None, ge=1, validation_alias="CELERY_WORKER_CONCURRENCY")
+    worker_prefetch_multiplier: int = Field(
+        1, ge=1, validation_alias="CELERY_WORKER_PREFETCH_MULTIPLIER"
+    )
+    worker_max_tasks_per_child: int | None = Field(
+        None, ge=1, validation_alias="CELERY_WORKER_MAX_TASKS_PER_CHILD"
+    )
+    worker_max_memory_per_child_kb: int | None = Field(
+        None, ge=1, validation_alias="CELERY_WORKER_MAX_MEMORY_PER_CHILD"
+    )
+    soft_time_limit_s: float = Field(3300, gt=0, validation_alias="CELERY_TASK_SOFT_TIME_LIMIT")
+    time_limit_s: float = Field(3600, gt=0, validation_alias="CELERY_TASK_TIME_LIMIT")
+    result_expires_s: int = Field(86400, ge=60, validation_alias="CELERY_RESULT_EXPIRES")
+    message_compression: Compression | None = Field(
+        None, validation_alias="CELERY_MESSAGE_COMPRESSION"
+    )
+    visibility_timeout_s: float | None = Field(
+        None, gt=0, validation_alias="CONVEYOR_VISIBILITY_TIMEOUT_S"
+    )
+    model_cache_dir: Path | None = Field(None, validation_alias="MODEL_CACHE_DIR")
+
+    # Job store
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+
+    # Retries (defaults for job types that set none)
+    default_retries: int = Field(3, ge=0, validation_alias="CONVEYOR_DEFAULT_RETRIES")
+    default_backoff_s: tuple[float, ...] = Field(
+        (60.0, 180.0, 540.0), validation_alias="CONVEYOR_DEFAULT_BACKOFF_S"
+    )
+    backoff_max_s: float = Field(600.0, gt=0, validation_alias="CONVEYOR_BACKOFF_MAX_S")
+
+    # Events and live state
+    events_maxlen: int = Field(1_000_000, ge=1000, validation_alias="CONVEYOR_EVENTS_MAXLEN")
+    delayed_poll_s: float = Field(0.5, gt=0, le=60, validation_alias="CONVEYOR_DELAYED_POLL_S")
+    heartbeat_s: float = Field(5.0, gt=0, le=300, validation_alias="CONVEYOR_HEARTBEAT_S")
+
+    @field_validator("default_backoff_s", mode="before")
+    @classmethod
+    def _split_backoff(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("default_backoff_s")
+    @classmethod
+    def _backoff_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(v < 0 for v in value):
+            raise ValueError("must be a comma-separated list of seconds ≥ 0, e.g. 60,180,540")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> Settings:
+        if self.soft_time_limit_s >= self.time_limit_s:
+            raise ValueError(
+                "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT "
+                f"(got {self.soft_time_limit_s:g} ≥ {self.time_limit_s:g})"
+            )
+        if self.visibility_timeout_s is not None and self.visibility_timeout_s <= self.time_limit_s:
+            raise ValueError(
+                "CONVEYOR_VISIBILITY_TIMEOUT_S must be above CELERY_TASK_TIME_LIMIT, or a job "
+                "that runs to its hard limit is delivered twice"
+            )
+        return self
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def configured_broker_url(self) -> str | None:
+        """The broker URL the environment names, or None for the embedded broker."""
+        url = self.celery_broker_url or self.redis_url
+        if url is None and self.redis_host:
+            url = f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        if url and self.redis_password and url.startswith(("redis://", "rediss://")):
+            parts = urlsplit(url)
+            if not parts.password:
+                host = parts.netloc.rsplit("@", 1)[-1]
+                netloc = f":{quote(self.redis_password, safe='')}@{host}"
+                url = urlunsplit(parts._replace(netloc=netloc))
+        return url
+
+    @property
+    def home_dir(self) -> Path:
+        """``CONVEYOR_HOME`` as an absolute path."""
+        return self.home.expanduser().resolve()
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment; any invalid value raises :class:`ConfigurationError`.
+
+        The message names the environment variable and says what is allowed.
+        """
+        unknown = sorted(
+            name for name in os.environ if name.startswith("CONVEYOR_") and name not in _KNOWN_ENV
+        )
+        if unknown:
+            raise ConfigurationError(
+                f"unknown setting(s): {', '.join(unknown)}; known CONVEYOR_ settings: "
+                + ", ".join(sorted(n for n in _KNOWN_ENV if n.startswith("CONVEYOR_")))
+            )
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias or field)
+
+
+_KNOWN_ENV = {env_name(name) for name in Settings.model_fields} | {
+    # Read by the test fixtures and the benchmark, not by the settings class.
+    "CONVEYOR_TEST_POSTGRES_URL",
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        name = str(loc[0]) if loc else ""
+        if name in Settings.model_fields:
+            name = env_name(name)
+        given = error.get("input")
+        shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(f"{name}: {message}{shown}" if name else f"{message}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username or ''}:***"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
