@@ -1,0 +1,64 @@
+"""``conveyor queues`` and ``conveyor doctor``."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
+from conveyor.broker.transport import LEVELS_URGENT_FIRST
+from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.doctor import run_checks
+
+
+def queues(as_json: bool = JSON_OPTION) -> None:
+    """Waiting jobs per queue and priority level, plus delayed and reserved ones."""
+    app = get_app()
+    app.check_broker()
+    depths = queue_depths(app.redis, app.topology)
+    scheduled = delayed_count(app.redis)
+    reserved = reserved_count(app.redis)
+    if as_json:
+        print_json(
+            {
+                "queues": [
+                    {
+                        "name": d.name,
+                        "priority": d.priority,
+                        "waiting": d.total,
+                        "by_priority": {str(k): v for k, v in d.levels.items() if v},
+                    }
+                    for d in depths
+                ],
+                "scheduled": scheduled,
+                "reserved": reserved,
+            }
+        )
+        return
+    table = Table("queue", "priority", "waiting", "by message priority (10 → 0)")
+    for depth in depths:
+        spread = " ".join(
+            f"p{level}:{depth.levels[level]}" for level in LEVELS_URGENT_FIRST if depth.levels[level]
+        )
+        table.add_row(depth.name, str(depth.priority), str(depth.total), spread or "-")
+    console.print(table)
+    console.print(f"scheduled (delayed or waiting to retry): {scheduled}   reserved by workers: {reserved}")
+
+
+def doctor(as_json: bool = JSON_OPTION) -> None:
+    """Check the broker, versions, ffmpeg and GPUs; exit 1 if something required is missing."""
+    checks = run_checks(get_app())
+    if as_json:
+        print_json([c.__dict__ for c in checks])
+    else:
+        for check in checks:
+            mark = "[green]ok[/]  " if check.ok else ("[red]FAIL[/]" if check.required else "[yellow]warn[/]")
+            console.print(f"{mark} {check.name:<10} {check.detail}")
+    if any(not c.ok and c.required for c in checks):
+        raise typer.Exit(1)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to ``cli``."""
+    cli.command()(queues)
+    cli.command()(doctor)

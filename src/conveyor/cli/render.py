@@ -1,0 +1,112 @@
+"""How jobs look in a terminal: a live progress bar and a state panel."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conveyor.cli.common import console
+from conveyor.client import Job
+from conveyor.state import JobState
+
+EXIT_FOR_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}
+
+
+def follow(job: Job, timeout: float | None = None) -> JobState:
+    """Show a live progress bar (stage and message) until the job ends; return its state."""
+    columns = (
+        TextColumn("[bold]{task.fields[status]:<9}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TextColumn("[dim]{task.fields[message]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(job.id, total=100, status="queued", stage="", message="")
+        for event in job.events(timeout=timeout):
+            kind = str(event.get("type"))
+            if kind == "state":
+                state = event["state"]
+                bar.update(
+                    task,
+                    completed=state.get("progress") or 0,
+                    status=state.get("status", ""),
+                    stage=state.get("stage") or "",
+                    message=state.get("message") or "",
+                )
+            elif kind == "progress":
+                bar.update(
+                    task,
+                    completed=event.get("progress") or 0,
+                    status="started",
+                    stage=event.get("stage") or "",
+                    message=event.get("message") or "",
+                )
+            else:
+                bar.update(task, status=kind)
+                if kind == "succeeded":
+                    bar.update(task, completed=100)
+    return job.state()
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def state_table(state: JobState) -> Table:
+    """Every field of a job, one row each."""
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("id", state.id),
+        ("type", state.type),
+        ("status", state.status),
+        ("queue", state.queue),
+        ("priority", str(state.priority)),
+        ("progress", f"{state.progress:.0f}%"),
+        ("stage", state.stage or "-"),
+        ("message", state.message or "-"),
+        ("attempt", str(state.attempt)),
+        ("deliveries", str(state.deliveries)),
+        ("worker", state.worker or "-"),
+        ("payload", str(state.payload)),
+        ("result", str(state.result)),
+        ("created", _when(state.created_at)),
+        ("due", _when(state.due_at)),
+        ("started", _when(state.started_at)),
+        ("finished", _when(state.finished_at)),
+        ("wait time", _secs(state.wait_s)),
+        ("run time", _secs(state.run_s)),
+    ]
+    if state.error is not None:
+        rows.append(("error", f"{state.error.type}: {state.error.message}"))
+        if state.error.traceback:
+            rows.append(("traceback", state.error.traceback.rstrip()))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def outcome_line(state: JobState) -> str:
+    """One line saying how the job ended."""
+    if state.status == "succeeded":
+        return f"[green]succeeded[/] in {_secs(state.run_s)}; result: {state.result}"
+    if state.status == "failed" and state.error is not None:
+        return f"[red]failed[/] after {state.attempt + 1} attempt(s): {state.error.type}: {state.error.message}"
+    return f"[yellow]{state.status}[/]"
+
+
+def now() -> float:
+    """The current time (one place, for formatting relative ages)."""
+    return time.time()

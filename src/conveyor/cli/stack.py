@@ -1,0 +1,111 @@
+"""``conveyor up`` and ``conveyor worker``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+
+import typer
+from rich.table import Table
+
+from conveyor.cli.common import console, get_app
+from conveyor.settings import Settings, mask_url
+from conveyor.supervisor import Stack, plan_workers
+from conveyor.topology import load_topology
+
+
+def up(
+    profiles: str = typer.Option(
+        "", "--profiles", help="Comma-separated profiles to run (default: every profile)."
+    ),
+    concurrency: list[str] = typer.Option(
+        [], "--concurrency", "-c", help="PROFILE=N, e.g. -c processing=4 (repeatable)."
+    ),
+    grace: float = typer.Option(
+        30.0, "--grace", min=0, help="Seconds running jobs get to finish on Ctrl-C."
+    ),
+) -> None:
+    """Start the whole stack: the broker (embedded unless configured) and the workers."""
+    settings = Settings.load()
+    topology = load_topology(settings.config_file)
+    sizes = {}
+    for item in concurrency:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit() or int(value) < 1:
+            raise typer.BadParameter(f"expected PROFILE=N with N ≥ 1, got {item!r}", param_hint="'--concurrency'")
+        sizes[name] = int(value)
+    chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
+    stack = Stack(settings, plan_workers(topology, chosen, sizes))
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            stack.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stack.start()
+    try:
+        _print_stack(stack)
+        stack.supervise()
+    finally:
+        console.print(
+            f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
+            "then go back to their queues…"
+        )
+        stack.stop(grace_s=grace)
+        console.print("[green]Stopped.[/]")
+
+
+def _print_stack(stack: Stack) -> None:
+    where = "embedded Valkey" if stack.embedded else "configured"
+    console.print(f"[bold green]Conveyor is up.[/] Home: {stack.home}")
+    console.print(f"Broker ({where}): {mask_url(stack.broker_url)}")
+    table = Table("worker", "queues", "concurrency", "pid", "log")
+    for spec, pid, log_path in stack.processes():
+        table.add_row(spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path))
+    console.print(table)
+    console.print(
+        "In another terminal (same directory):\n"
+        "  .venv/bin/conveyor submit diag.sleep --payload '{\"seconds\": 3, \"steps\": 6}' --wait\n"
+        "  .venv/bin/conveyor queues\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+def worker(
+    profile: str = typer.Option("processing", "--profile", "-p", help="Worker profile to run."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1),
+    name: str | None = typer.Option(None, "--name", "-n", help="Worker name (PROFILE-N@host)."),
+    pool: str | None = typer.Option(None, "--pool", help="prefork, threads or solo."),
+    queues: str | None = typer.Option(None, "--queues", "-Q", help="Override the profile's queues."),
+    loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+) -> None:
+    """Run one worker for a profile in the foreground."""
+    from conveyor.worker.process import run_worker
+
+    if pool is not None and pool not in ("prefork", "threads", "solo"):
+        raise typer.BadParameter("must be prefork, threads or solo", param_hint="'--pool'")
+    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+    app = get_app()
+    app.check_broker()
+    selected = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    run_worker(
+        app,
+        profile,
+        concurrency=concurrency,
+        name=name,
+        pool=pool,
+        queues=selected,
+        loglevel=loglevel.upper(),
+    )
+
+
+def register(cli: typer.Typer) -> None:
+    """Add this module's commands to ``cli``."""
+    cli.command()(up)
+    cli.command()(worker)

@@ -1,0 +1,106 @@
+"""``conveyor doctor``: is everything this machine needs present and reachable?"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from conveyor.app import Conveyor
+from conveyor.errors import ConveyorError
+from conveyor.settings import mask_url
+
+
+@dataclass
+class Check:
+    """One finding: what was checked, whether it is fine, and the detail."""
+
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def run_checks(app: Conveyor) -> list[Check]:
+    """Every check, in the order they are shown."""
+    checks = [Check("python", True, platform.python_version())]
+    for package in ("conveyor", "celery", "kombu", "redis", "pydantic"):
+        try:
+            checks.append(Check(package, True, version(package)))
+        except PackageNotFoundError:
+            checks.append(Check(package, False, "not installed"))
+    checks.append(broker_check(app))
+    checks.append(ffmpeg_check())
+    checks.append(gpu_check())
+    return checks
+
+
+def broker_check(app: Conveyor) -> Check:
+    """Reach the broker and report its server version."""
+    try:
+        url = app.broker_url
+        app.check_broker()
+        info = app.redis.info("server")
+    except ConveyorError as exc:
+        return Check("broker", False, str(exc))
+    server = "valkey" if "valkey_version" in info else "redis"
+    server_version = info.get("valkey_version") or info.get("redis_version", "?")
+    return Check("broker", True, f"{mask_url(url)} ({server} {server_version})")
+
+
+def ffmpeg_check() -> Check:
+    """ffmpeg from PATH, else the one ``imageio-ffmpeg`` ships."""
+    found = shutil.which("ffmpeg")
+    if found is None:
+        try:
+            import imageio_ffmpeg
+
+            found = imageio_ffmpeg.get_ffmpeg_exe()
+        except (ImportError, RuntimeError):
+            found = None
+    if found is None:
+        return Check("ffmpeg", False, "not found (media jobs need it)", required=False)
+    return Check("ffmpeg", True, found, required=False)
+
+
+def gpu_check() -> Check:
+    """GPUs through NVML, else ``nvidia-smi``; none is fine (jobs run on CPU)."""
+    names = detect_gpus()
+    if not names:
+        return Check("gpu", True, "none (GPU-preferring profiles run on CPU)", required=False)
+    return Check("gpu", True, f"{len(names)}: {', '.join(names)}", required=False)
+
+
+def detect_gpus() -> list[str]:
+    """Names of the NVIDIA GPUs on this machine (empty when there are none)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            count = pynvml.nvmlDeviceGetCount()
+            names = []
+            for index in range(count):
+                name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index))
+                names.append(name.decode() if isinstance(name, bytes) else str(name))
+            return names
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # NVML raises its own error types when no driver is present
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]

@@ -1,0 +1,185 @@
+"""The local stack that ``conveyor up`` runs: the broker and one worker per profile.
+
+Workers run as ``conveyor worker`` subprocesses in their own sessions (so a
+Ctrl-C reaches only the supervisor, which then stops them in order). A worker
+that exits unexpectedly is started again. Stopping is a warm shutdown first
+(running jobs finish), then a cold one after the grace period, in which Celery
+hands every unacknowledged job back to its queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.broker.connection import check_reachable
+from conveyor.broker.embedded import EmbeddedBroker
+from conveyor.errors import ConfigurationError
+from conveyor.settings import Settings
+from conveyor.topology import Topology
+
+log = logging.getLogger("conveyor.supervisor")
+
+RESTART_WINDOW_S = 60.0
+MAX_RESTARTS = 5
+
+
+@dataclass
+class WorkerSpec:
+    """One worker process the stack runs."""
+
+    profile: str
+    concurrency: int
+    name: str
+    queues: tuple[str, ...] = ()
+
+
+@dataclass
+class _Running:
+    spec: WorkerSpec
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    restarts: list[float] = field(default_factory=list)
+
+
+def plan_workers(
+    topology: Topology,
+    profiles: list[str] | None = None,
+    sizes: dict[str, int] | None = None,
+    cpus: int | None = None,
+) -> list[WorkerSpec]:
+    """One worker per profile, each sized to this machine unless ``sizes`` says otherwise."""
+    cpus = cpus or os.cpu_count() or 1
+    sizes = sizes or {}
+    chosen = profiles or list(topology.profiles)
+    for name in [*chosen, *sizes]:
+        topology.profile(name)
+    specs = []
+    for index, name in enumerate(chosen, start=1):
+        profile = topology.profile(name)
+        concurrency = sizes.get(name) or min(profile.concurrency, cpus)
+        host = os.uname().nodename
+        specs.append(WorkerSpec(name, concurrency, f"{name}-{index}@{host}", profile.queues))
+    return specs
+
+
+class Stack:
+    """Starts, watches and stops the local stack."""
+
+    def __init__(self, settings: Settings, workers: list[WorkerSpec]) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.home = settings.home_dir
+        self.log_dir = self.home / "logs"
+        self.broker: EmbeddedBroker | None = None
+        self.broker_url = ""
+        self._running: list[_Running] = []
+        self._stopping = threading.Event()
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this stack runs its own broker."""
+        return self.broker is not None
+
+    def start(self) -> None:
+        """Start (or reach) the broker, then every worker."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        configured = self.settings.configured_broker_url
+        if configured:
+            check_reachable(configured, timeout_s=self.settings.broker_connect_timeout_s)
+            self.broker_url = configured
+        else:
+            self.broker = EmbeddedBroker(self.home)
+            self.broker_url = self.broker.start()
+        for spec in self.workers:
+            self._running.append(self._spawn(spec))
+
+    def _spawn(self, spec: WorkerSpec, restarts: list[float] | None = None) -> _Running:
+        log_path = self.log_dir / f"{spec.name.split('@')[0]}.log"
+        env = dict(os.environ, CONVEYOR_HOME=str(self.home))
+        argv = [
+            sys.executable,
+            "-m",
+            "conveyor",
+            "worker",
+            "--profile",
+            spec.profile,
+            "--concurrency",
+            str(spec.concurrency),
+            "--name",
+            spec.name,
+        ]
+        with open(log_path, "ab") as out:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        return _Running(spec, process, log_path, restarts or [])
+
+    def processes(self) -> list[tuple[WorkerSpec, int, Path]]:
+        """(spec, pid, log file) of each worker."""
+        return [(r.spec, r.process.pid, r.log_path) for r in self._running]
+
+    def supervise(self, poll_s: float = 1.0) -> None:
+        """Restart workers that exit unexpectedly, until :meth:`request_stop`."""
+        while not self._stopping.wait(poll_s):
+            for index, running in enumerate(self._running):
+                code = running.process.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in running.restarts if now - t < RESTART_WINDOW_S]
+                if len(recent) >= MAX_RESTARTS:
+                    raise ConfigurationError(
+                        f"worker {running.spec.name} keeps exiting (code {code}); "
+                        f"see {running.log_path}"
+                    )
+                log.warning(
+                    "worker %s exited with code %s; starting it again", running.spec.name, code
+                )
+                self._running[index] = self._spawn(running.spec, [*recent, now])
+
+    def request_stop(self) -> None:
+        """Make :meth:`supervise` return."""
+        self._stopping.set()
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Warm shutdown, cold shutdown after ``grace_s``, then stop the broker."""
+        self._stopping.set()
+        self._signal_all(signal.SIGTERM)
+        if not self._wait_all(grace_s):
+            # Cold shutdown: Celery restores unacknowledged messages to their queues.
+            self._signal_all(signal.SIGQUIT)
+            if not self._wait_all(15.0):
+                for running in self._running:
+                    if running.process.poll() is None:
+                        os.killpg(running.process.pid, signal.SIGKILL)
+                self._wait_all(5.0)
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def _signal_all(self, signum: int) -> None:
+        for running in self._running:
+            if running.process.poll() is None:
+                try:
+                    running.process.send_signal(signum)
+                except ProcessLookupError:
+                    pass
+
+    def _wait_all(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        for running in self._running:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                running.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                return False
+        return True
