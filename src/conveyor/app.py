@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, overload
 
@@ -378,7 +378,7 @@ def _due_at(delay: float | None, eta: datetime | float | None) -> float | None:
         return None
     if isinstance(eta, datetime):
         if eta.tzinfo is None:
-            eta = eta.replace(tzinfo=timezone.utc)
+            eta = eta.replace(tzinfo=UTC)
         return eta.timestamp()
     return float(eta)
 

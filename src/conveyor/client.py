@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from conveyor import delayed, keys
 from conveyor.errors import JobTimeoutError, NotFound
@@ -32,7 +32,7 @@ class Job:
         raw = self.app.redis.hgetall(keys.job(self.id))
         if not raw:
             raise NotFound(f"no job {self.id}")
-        return JobState.from_hash(self.id, raw)
+        return JobState.from_hash(self.id, cast(dict[bytes, bytes], raw))
 
     def wait(self, timeout: float | None = None) -> JobState:
         """Block until the job is succeeded, failed or cancelled; return its final state.
@@ -40,7 +40,7 @@ class Job:
         Raises :class:`JobTimeoutError` when ``timeout`` seconds pass first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         pubsub.subscribe(keys.job_channel(self.id))
         try:
             while True:
@@ -49,9 +49,7 @@ class Job:
                     return state
                 remaining = 1.0 if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
-                    raise JobTimeoutError(
-                        f"job {self.id} still {state.status} after {timeout:g}s"
-                    )
+                    raise JobTimeoutError(f"job {self.id} still {state.status} after {timeout:g}s")
                 # Any message (or a 1 s tick, as a safety net) means: read the state again.
                 pubsub.get_message(timeout=min(remaining, 1.0))
         finally:
@@ -64,7 +62,7 @@ class Job:
         late subscriber knows where the job stands before the next live event.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         pubsub.subscribe(keys.job_channel(self.id))
         try:
             snapshot = self.state()

@@ -20,9 +20,7 @@ VISIBILITY_MARGIN_S = 300.0
 
 def visibility_timeout(settings: Settings, definitions: Iterable[JobDefinition]) -> float:
     """A visibility timeout above every hard time limit, so no job runs twice for being slow."""
-    longest = max(
-        [settings.time_limit_s, *(d.time_limit for d in definitions if d.time_limit)]
-    )
+    longest = max([settings.time_limit_s, *(d.time_limit for d in definitions if d.time_limit)])
     floor = longest * 1.25 + VISIBILITY_MARGIN_S
     return max(settings.visibility_timeout_s or 0.0, floor)
 

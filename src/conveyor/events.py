@@ -181,7 +181,9 @@ class EventWriter:
         return Transition(reply)
 
 
-def new_event(kind: EventType, job_id: str, job_type: str, queue: str, **extra: Any) -> dict[str, Any]:
+def new_event(
+    kind: EventType, job_id: str, job_type: str, queue: str, **extra: Any
+) -> dict[str, Any]:
     """An event dict with the common fields filled in and ``ts`` set to now."""
     event: dict[str, Any] = {
         "v": SCHEMA_VERSION,

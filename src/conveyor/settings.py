@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from conveyor.errors import ConfigurationError
 
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
 
     # Retries (defaults for job types that set none)
     default_retries: int = Field(3, ge=0, validation_alias="CONVEYOR_DEFAULT_RETRIES")
-    default_backoff_s: tuple[float, ...] = Field(
+    default_backoff_s: Annotated[tuple[float, ...], NoDecode] = Field(
         (60.0, 180.0, 540.0), validation_alias="CONVEYOR_DEFAULT_BACKOFF_S"
     )
     backoff_max_s: float = Field(600.0, gt=0, validation_alias="CONVEYOR_BACKOFF_MAX_S")
@@ -161,6 +162,8 @@ class Settings(BaseSettings):
             return cls(**overrides)
         except ValidationError as exc:
             raise ConfigurationError(_describe(exc)) from None
+        except SettingsError as exc:
+            raise ConfigurationError(f"invalid configuration: {exc}") from None
 
 
 def env_name(field: str) -> str:

@@ -7,9 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-Status = Literal[
-    "queued", "scheduled", "started", "retrying", "succeeded", "failed", "cancelled"
-]
+Status = Literal["queued", "scheduled", "started", "retrying", "succeeded", "failed", "cancelled"]
 
 
 class JobError(BaseModel):
@@ -78,7 +76,7 @@ class JobState(BaseModel):
             type=data.get("type", "?"),
             queue=data.get("queue", "?"),
             priority=_int(data.get("priority")),
-            status=data.get("status", "queued"),  # type: ignore[arg-type]
+            status=data.get("status", "queued"),
             progress=float(data.get("progress") or 0.0),
             stage=data.get("stage") or None,
             message=data.get("message") or None,

@@ -9,6 +9,7 @@ hands every unacknowledged job back to its queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -169,10 +170,8 @@ class Stack:
     def _signal_all(self, signum: int) -> None:
         for running in self._running:
             if running.process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     running.process.send_signal(signum)
-                except ProcessLookupError:
-                    pass
 
     def _wait_all(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

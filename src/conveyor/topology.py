@@ -145,7 +145,9 @@ def apply_overrides(base: Topology, data: Mapping[str, Any], source: str = "conf
         spec = _table({"x": spec}, "x", where)
         unknown = set(spec) - {"priority"}
         if unknown:
-            raise ConfigurationError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: priority")
+            raise ConfigurationError(
+                f"{where}: unknown key(s) {sorted(unknown)}; allowed: priority"
+            )
         priority = spec.get("priority", queues[name].priority if name in queues else 0)
         if not isinstance(priority, int) or not -1 <= priority <= 100:
             raise ConfigurationError(f"{where}.priority: must be an integer from -1 to 100")

@@ -28,8 +28,9 @@ USER = "conveyor"
 class EmbeddedBroker:
     """Starts, stops and describes the embedded Valkey server of one ``CONVEYOR_HOME``."""
 
-    def __init__(self, home: Path, port: int | None = None) -> None:
+    def __init__(self, home: Path, port: int | None = None, *, durable: bool = True) -> None:
         self.home = home
+        self.durable = durable
         self.data_dir = home / "valkey"
         self.port = port
         self._server: Any = None
@@ -56,7 +57,7 @@ class EmbeddedBroker:
         port = self.port or (previous or {}).get("port")
         config = {
             "aclfile": str(self._write_acl()),
-            "appendonly": "yes",
+            "appendonly": "yes" if self.durable else "no",
             "appendfsync": "everysec",
             "save": "",
             "protected-mode": "yes",

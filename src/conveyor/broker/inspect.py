@@ -26,7 +26,7 @@ class QueueDepth:
 
 
 def queue_depths(client: redis.Redis, topology: Topology) -> list[QueueDepth]:
-    """Waiting messages for every queue of ``topology``, most urgent queue first (one round trip)."""
+    """Waiting messages per queue of ``topology``, most urgent first, in one round trip."""
     queues = Topology.ordered(topology.queues.values())
     pipe = client.pipeline(transaction=False)
     for queue in queues:

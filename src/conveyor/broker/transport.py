@@ -12,11 +12,13 @@ things and nothing else:
   printable for redis-cli and KEDA;
 * 10 is the most urgent, as Conveyor's API and the seeds use it;
 * ``BRPOP`` lists the keys queue by queue, most urgent queue first (the
-  ``queue_priorities`` transport option), and level by level within a queue.
+  ``queue_priorities`` transport option), and level by level within a queue;
+* a message whose routing key names a Conveyor queue goes straight to it.
 """
 
 from __future__ import annotations
 
+from queue import Empty
 from time import monotonic
 from typing import Any
 
@@ -31,7 +33,7 @@ LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
 LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     """A Redis channel whose priority lists and fetch order are Conveyor's."""
 
     min_priority = MIN_PRIORITY
@@ -56,7 +58,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         # Same as kombu's, but queue-major and most urgent level first.
         if timeout is None:
             timeout = self.brpop_timeout
-        queues = self._queue_cycle.consume(len(self.active_queues))
+        queues = self._queue_cycle.consume(len(self.active_queues))  # type: ignore[attr-defined]
         if not queues:
             return
         command_args = ["BRPOP", *self._fetch_order(queues), timeout or 0]
@@ -66,18 +68,26 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             command_args = self.client._prefix_args(command_args)
         self.client.connection.send_command(*command_args)
 
-    def _get(self, queue: str) -> Any:
+    def _lookup(self, exchange: str, routing_key: str, default: Any = None) -> list[str]:
+        # A routing key that names a Conveyor queue goes to that queue: no binding
+        # lookup (one round trip) per publish, and routing survives a flushed
+        # binding table, which would otherwise drop messages silently.
+        if routing_key in self.queue_priorities:
+            return [routing_key]
+        return list(super()._lookup(exchange, routing_key, default))
+
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         with self.conn_or_acquire() as client:
             for level in LEVELS_URGENT_FIRST:
                 item = client.rpop(self._q_for_pri(queue, level))
                 if item:
-                    self._maybe_update_queues_expire(client, queue)
+                    self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
                     return loads(bytes_to_str(item))
-            self._maybe_update_queues_expire(client, queue)
-            raise kombu_redis.Empty()
+            self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
+            raise Empty()
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel

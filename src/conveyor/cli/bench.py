@@ -13,7 +13,7 @@ def bench(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Throughput and latency of Conveyor and plain Celery (2 worker processes each)."""
-    from conveyor.bench import render_table, run_bench
+    from conveyor.benchmarks import render_table, run_bench
 
     results = run_bench(jobs=jobs, latency_jobs=latency_jobs, log=console.print)
     if as_json:

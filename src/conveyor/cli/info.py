@@ -38,11 +38,15 @@ def queues(as_json: bool = JSON_OPTION) -> None:
     table = Table("queue", "priority", "waiting", "by message priority (10 → 0)")
     for depth in depths:
         spread = " ".join(
-            f"p{level}:{depth.levels[level]}" for level in LEVELS_URGENT_FIRST if depth.levels[level]
+            f"p{level}:{depth.levels[level]}"
+            for level in LEVELS_URGENT_FIRST
+            if depth.levels[level]
         )
         table.add_row(depth.name, str(depth.priority), str(depth.total), spread or "-")
     console.print(table)
-    console.print(f"scheduled (delayed or waiting to retry): {scheduled}   reserved by workers: {reserved}")
+    console.print(
+        f"scheduled (delayed or waiting to retry): {scheduled}   reserved by workers: {reserved}"
+    )
 
 
 def doctor(as_json: bool = JSON_OPTION) -> None:
@@ -52,7 +56,11 @@ def doctor(as_json: bool = JSON_OPTION) -> None:
         print_json([c.__dict__ for c in checks])
     else:
         for check in checks:
-            mark = "[green]ok[/]  " if check.ok else ("[red]FAIL[/]" if check.required else "[yellow]warn[/]")
+            mark = (
+                "[green]ok[/]  "
+                if check.ok
+                else ("[red]FAIL[/]" if check.required else "[yellow]warn[/]")
+            )
             console.print(f"{mark} {check.name:<10} {check.detail}")
     if any(not c.ok and c.required for c in checks):
         raise typer.Exit(1)

@@ -12,7 +12,7 @@ from conveyor.cli.render import EXIT_FOR_STATUS, follow, outcome_line, state_tab
 
 
 def parse_payload(payload: str | None, pairs: list[str]) -> dict[str, Any]:
-    """``--payload`` JSON merged with ``key=value`` pairs (values parsed as JSON when they can be)."""
+    """``--payload`` JSON merged with ``key=value`` pairs (values parsed as JSON if they can be)."""
     data: dict[str, Any] = {}
     if payload is not None:
         try:
@@ -37,12 +37,18 @@ def submit(
     job_type: str = typer.Argument(..., metavar="TYPE", help="The job type, e.g. diag.sleep."),
     params: list[str] = typer.Argument(None, metavar="[PARAMS]...", help="key=value pairs."),
     payload: str | None = typer.Option(None, "--payload", help="The payload as a JSON object."),
-    priority: int | None = typer.Option(None, "--priority", min=0, max=10, help="0–10, 10 most urgent."),
+    priority: int | None = typer.Option(
+        None, "--priority", min=0, max=10, help="0–10, 10 most urgent."
+    ),
     queue: str | None = typer.Option(None, "--queue", help="Override the job type's queue."),
-    delay: float | None = typer.Option(None, "--delay", min=0, help="Start no sooner than this many seconds."),
+    delay: float | None = typer.Option(
+        None, "--delay", min=0, help="Start no sooner than this many seconds."
+    ),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
     wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
-    timeout: float | None = typer.Option(None, "--timeout", min=0, help="With --wait: give up after this many seconds."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0, help="With --wait: give up after this many seconds."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Submit a job. With --wait, follow it and exit 0 only if it succeeds."""

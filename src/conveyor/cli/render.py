@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -56,7 +55,7 @@ def follow(job: Job, timeout: float | None = None) -> JobState:
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def _secs(value: float | None) -> str:
@@ -103,10 +102,6 @@ def outcome_line(state: JobState) -> str:
     if state.status == "succeeded":
         return f"[green]succeeded[/] in {_secs(state.run_s)}; result: {state.result}"
     if state.status == "failed" and state.error is not None:
-        return f"[red]failed[/] after {state.attempt + 1} attempt(s): {state.error.type}: {state.error.message}"
+        error = f"{state.error.type}: {state.error.message}"
+        return f"[red]failed[/] after {state.attempt + 1} attempt(s): {error}"
     return f"[yellow]{state.status}[/]"
-
-
-def now() -> float:
-    """The current time (one place, for formatting relative ages)."""
-    return time.time()

@@ -33,7 +33,9 @@ def up(
     for item in concurrency:
         name, sep, value = item.partition("=")
         if not sep or not value.isdigit() or int(value) < 1:
-            raise typer.BadParameter(f"expected PROFILE=N with N ≥ 1, got {item!r}", param_hint="'--concurrency'")
+            raise typer.BadParameter(
+                f"expected PROFILE=N with N ≥ 1, got {item!r}", param_hint="'--concurrency'"
+            )
         sizes[name] = int(value)
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
     stack = Stack(settings, plan_workers(topology, chosen, sizes))
@@ -67,11 +69,13 @@ def _print_stack(stack: Stack) -> None:
     console.print(f"Broker ({where}): {mask_url(stack.broker_url)}")
     table = Table("worker", "queues", "concurrency", "pid", "log")
     for spec, pid, log_path in stack.processes():
-        table.add_row(spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path))
+        table.add_row(
+            spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path)
+        )
     console.print(table)
     console.print(
         "In another terminal (same directory):\n"
-        "  .venv/bin/conveyor submit diag.sleep --payload '{\"seconds\": 3, \"steps\": 6}' --wait\n"
+        '  .venv/bin/conveyor submit diag.sleep --payload \'{"seconds": 3, "steps": 6}\' --wait\n'
         "  .venv/bin/conveyor queues\n"
         "Press Ctrl-C to stop."
     )
@@ -82,7 +86,9 @@ def worker(
     concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1),
     name: str | None = typer.Option(None, "--name", "-n", help="Worker name (PROFILE-N@host)."),
     pool: str | None = typer.Option(None, "--pool", help="prefork, threads or solo."),
-    queues: str | None = typer.Option(None, "--queues", "-Q", help="Override the profile's queues."),
+    queues: str | None = typer.Option(
+        None, "--queues", "-Q", help="Override the profile's queues."
+    ),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """Run one worker for a profile in the foreground."""
@@ -90,7 +96,9 @@ def worker(
 
     if pool is not None and pool not in ("prefork", "threads", "solo"):
         raise typer.BadParameter("must be prefork, threads or solo", param_hint="'--pool'")
-    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s")
+    logging.basicConfig(
+        level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+    )
     app = get_app()
     app.check_broker()
     selected = [q.strip() for q in queues.split(",") if q.strip()] if queues else None

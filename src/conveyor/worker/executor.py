@@ -93,7 +93,9 @@ class Execution:
             if start.status in TERMINAL:
                 log.info("job %s is already %s; not running it", self.job_id, start.status)
                 return None
-            log.info("job %s: stale delivery (status %s); not running it", self.job_id, start.status)
+            log.info(
+                "job %s: stale delivery (status %s); not running it", self.job_id, start.status
+            )
             return None
         self.deliveries = start.deliveries
         ctx = JobContext(self)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 
 from conveyor.delayed import Mover
+from conveyor.worker.registry import Heartbeat
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -41,9 +42,13 @@ def run_worker(
     hostname = name or worker_name(profile.name)
     celery_app = app.celery
     mover = Mover(app.redis, app.publish_spec, poll_s=app.settings.delayed_poll_s)
+    heartbeat = Heartbeat(
+        app.redis, hostname, profile.name, selected, concurrency, app.settings.heartbeat_s
+    )
 
     def started(**_: Any) -> None:
         mover.start()
+        heartbeat.start()
         log.info(
             "worker %s ready: queues %s, concurrency %d, pool %s",
             hostname,
@@ -54,6 +59,7 @@ def run_worker(
 
     def stopping(**_: Any) -> None:
         mover.stop()
+        heartbeat.stop()
 
     signals.worker_ready.connect(started, weak=False)
     signals.worker_shutdown.connect(stopping, weak=False)

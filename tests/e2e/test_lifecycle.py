@@ -1,0 +1,157 @@
+"""Jobs through real workers: success, progress, retries, failure, delay, cancellation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import redis
+from celery import Celery
+
+from conveyor import Conveyor, keys
+from conveyor.broker.transport import TRANSPORT_PATH
+from conveyor.testing import WorkerProcess, wait_until
+
+
+def test_python_client_submit_to_succeeded(app: Conveyor, worker: WorkerProcess) -> None:
+    job = app.submit("diag.noop", {})
+    state = job.wait(timeout=30)
+    assert state.status == "succeeded"
+    assert state.deliveries == 1 and state.attempt == 0
+    assert state.worker is not None and state.worker.startswith("processing-")
+    assert state.wait_s is not None and state.run_s is not None
+
+
+def test_progress_events_arrive_in_order(app: Conveyor, worker: WorkerProcess) -> None:
+    job = app.submit("diag.sleep", {"seconds": 0.6, "steps": 6})
+    events = list(job.events(timeout=30))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "state" and kinds[-1] == "succeeded"
+    progress = [e for e in events if e["type"] == "progress"]
+    assert [round(e["progress"]) for e in progress][-3:] == [67, 83, 100]
+    assert [e["progress"] for e in progress] == sorted(e["progress"] for e in progress)
+    assert progress[-1]["stage"] == "step 6/6" and "slept" in progress[-1]["message"]
+    assert job.state().result == {"slept_s": 0.6}
+
+
+def test_transient_errors_retry_with_the_same_id(app: Conveyor, worker: WorkerProcess) -> None:
+    job = app.submit("diag.flaky", {"fail_times": 2})
+    state = job.wait(timeout=30)
+    assert state.status == "succeeded"
+    assert state.attempt == 2 and state.result == {"attempts": 3}
+    assert state.error is None
+
+
+def test_permanent_error_fails_at_once_with_its_traceback(
+    app: Conveyor, worker: WorkerProcess
+) -> None:
+    job = app.submit("diag.flaky", {"fail_times": 1, "permanent": True})
+    state = job.wait(timeout=30)
+    assert state.status == "failed" and state.attempt == 0
+    assert state.error is not None and state.error.type == "PermanentError"
+    assert "Traceback" in (state.error.traceback or "")
+
+
+def test_delay_is_respected(app: Conveyor, worker: WorkerProcess) -> None:
+    submitted = time.time()
+    job = app.submit("diag.noop", {}, delay=1.5)
+    assert job.state().status == "scheduled"
+    state = job.wait(timeout=30)
+    assert state.status == "succeeded"
+    assert state.started_at is not None and state.started_at >= submitted + 1.5
+
+
+def test_running_job_cancelled_stops_at_next_progress(app: Conveyor, worker: WorkerProcess) -> None:
+    job = app.submit("diag.sleep", {"seconds": 30, "steps": 300})
+    wait_until(lambda: job.state().progress > 0, timeout=30, what="the job to report progress")
+    assert job.cancel()
+    state = job.wait(timeout=10)
+    assert state.status == "cancelled" and state.progress < 100
+    wait_until(lambda: f"job {job.id} stopped: cancelled" in worker.log(), timeout=10)
+
+
+def test_queued_job_cancelled_never_starts(
+    app: Conveyor, worker: WorkerProcess, redis_client: redis.Redis
+) -> None:
+    blockers = [app.submit("diag.sleep", {"seconds": 1}) for _ in range(2)]
+    wait_until(lambda: all(b.state().status == "started" for b in blockers), timeout=30)
+    job = app.submit("diag.noop", {})
+    assert job.cancel()
+    for blocker in blockers:
+        blocker.wait(timeout=30)
+    wait_until(lambda: f"job {job.id} is already cancelled" in worker.log(), timeout=30)
+    assert job.state().deliveries == 0
+
+
+def test_pickled_message_is_refused_not_run(
+    broker_url: str, worker: WorkerProcess, redis_client: redis.Redis
+) -> None:
+    sender = Celery("intruder", broker=broker_url, set_as_current=False)
+    sender.conf.update(
+        broker_transport=TRANSPORT_PATH,
+        task_serializer="pickle",
+        accept_content=["pickle", "json"],
+    )
+    sender.send_task(
+        "diag.noop", args=[{}], task_id="pickled-job", queue="processing", routing_key="processing"
+    )
+    wait_until(
+        lambda: "Refusing to deserialize untrusted content of type pickle" in worker.log(),
+        timeout=30,
+        what="the worker to refuse the pickled message",
+    )
+    assert "Task diag.noop[pickled-job] received" not in worker.log()
+    assert redis_client.hgetall(keys.job("pickled-job")) == {}
+
+
+def run_cli(broker_url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, REDIS_URL=broker_url, COLUMNS="120")
+    return subprocess.run(
+        [sys.executable, "-m", "conveyor", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_cli_submit_wait_shows_progress_and_exits_zero(
+    broker_url: str, worker: WorkerProcess
+) -> None:
+    done = run_cli(
+        broker_url, "submit", "diag.sleep", "--payload", '{"seconds": 0.5, "steps": 5}', "--wait"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "step 5/5" in done.stdout and "succeeded" in done.stdout
+
+
+def test_cli_submit_wait_exits_non_zero_on_failure(broker_url: str, worker: WorkerProcess) -> None:
+    done = run_cli(broker_url, "submit", "diag.flaky", "fail_times=1", "permanent=true", "--wait")
+    assert done.returncode == 1
+    assert "failed" in done.stdout and "PermanentError" in done.stdout
+
+
+def test_cli_status_and_queues_as_json(broker_url: str, worker: WorkerProcess) -> None:
+    submitted = run_cli(broker_url, "submit", "diag.noop", "--json", "--wait")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["id"]
+    status = json.loads(run_cli(broker_url, "status", job_id, "--json").stdout)
+    assert status["status"] == "succeeded" and status["run_s"] is not None
+    queues = json.loads(run_cli(broker_url, "queues", "--json").stdout)
+    assert [q["name"] for q in queues["queues"]][:2] == ["critical", "generation-high"]
+
+
+def test_cli_bad_input_names_the_problem(broker_url: str) -> None:
+    unknown = run_cli(broker_url, "submit", "diag.nope")
+    assert unknown.returncode == 2 and "known types: diag.flaky" in unknown.stderr
+    invalid = run_cli(broker_url, "submit", "diag.sleep", "seconds=soon")
+    assert invalid.returncode == 2 and "seconds" in invalid.stderr
+    bad_json = run_cli(broker_url, "submit", "diag.noop", "--payload", "{oops")
+    assert bad_json.returncode == 2 and "--payload" in bad_json.stderr
+    priority = run_cli(broker_url, "submit", "diag.noop", "--priority", "11")
+    assert priority.returncode == 2 and "--priority" in priority.stderr
+    queue = run_cli(broker_url, "submit", "diag.noop", "--queue", "nope")
+    assert queue.returncode == 2 and "--queue" in queue.stderr
