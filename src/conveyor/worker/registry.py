@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from conveyor import keys
 
@@ -55,7 +56,7 @@ class Heartbeat:
         self.client = client
         self.name = name
         self.interval_s = interval_s
-        self.description: dict[str | bytes, str | int | float] = {
+        self.description: dict[FieldT, EncodableT] = {
             "name": name,
             "profile": profile,
             "queues": ",".join(queues),
