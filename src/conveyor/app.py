@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from celery import Celery
 from conveyor import delayed, keys
 from conveyor.broker.connection import check_reachable, client_for
 from conveyor.broker.embedded import discover
+from conveyor.celery_events import CeleryEvents, task_fields
 from conveyor.client import Job
 from conveyor.engine import build_celery
 from conveyor.errors import (
@@ -183,6 +185,17 @@ class Conveyor:
         return self._writer[1]
 
     @cached_property
+    def celery_events(self) -> CeleryEvents:
+        """Builds the Celery-format task events that Flower reads."""
+        return CeleryEvents(self.broker_url, hostname=f"client@{socket.gethostname()}")
+
+    def task_sent_event(self, spec: dict[str, Any]) -> tuple[str, str]:
+        """The ``task-sent`` event for one published attempt."""
+        fields = task_fields(spec["id"], spec["type"], spec["payload"], _meta(spec))
+        fields.update(queue=spec["queue"], exchange=spec["queue"], routing_key=spec["queue"])
+        return self.celery_events.event("task-sent", fields)
+
+    @cached_property
     def celery(self) -> Celery:
         """The Celery app, configured and with every job type registered as a task."""
         from conveyor.worker.adapter import register
@@ -336,20 +349,14 @@ class Conveyor:
             payload=spec["payload"],
             idempotency_key=idempotency_key,
         )
-        writer.emit(event, fields=fields, mode="init")
+        writer.emit(event, fields=fields, mode="init", celery=[self.task_sent_event(spec)])
 
     def publish_spec(self, spec: dict[str, Any], record: bool = True) -> None:
         """Publish one attempt of a job to its queue (used by submit, retries and the mover)."""
-        meta = {
-            "attempt": spec["attempt"],
-            "queue": spec["queue"],
-            "priority": spec["priority"],
-            "created_at": spec["created_at"],
-        }
         self.celery.send_task(
             spec["type"],
             args=[spec["payload"]],
-            kwargs={"meta": meta},
+            kwargs={"meta": _meta(spec)},
             task_id=spec["id"],
             queue=spec["queue"],
             routing_key=spec["queue"],
@@ -364,7 +371,19 @@ class Conveyor:
                 priority=spec["priority"],
                 attempt=spec["attempt"],
             )
-            self.event_writer().emit(event, fields={"due_at": spec.get("due_at")})
+            self.event_writer().emit(
+                event, fields={"due_at": spec.get("due_at")}, celery=[self.task_sent_event(spec)]
+            )
+
+
+def _meta(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``meta`` keyword argument a job's message carries."""
+    return {
+        "attempt": spec["attempt"],
+        "queue": spec["queue"],
+        "priority": spec["priority"],
+        "created_at": spec["created_at"],
+    }
 
 
 def _due_at(delay: float | None, eta: datetime | float | None) -> float | None:

@@ -114,6 +114,12 @@ class Job:
             ),
             fields={"finished_at": time.time()},
             client=pipe,
+            celery=[
+                self.app.celery_events.event(
+                    "task-revoked",
+                    {"uuid": self.id, "terminated": False, "signum": None, "expired": False},
+                )
+            ],
         )
         pipe.execute()
         return self.state().status == "cancelled"

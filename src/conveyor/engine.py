@@ -60,9 +60,12 @@ def celery_config(
         "result_backend": settings.result_backend,
         "task_ignore_result": settings.result_backend is None,
         "result_expires": settings.result_expires_s,
-        # Events on, so an unmodified Flower can watch the workers.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Flower sees every task event, but Conveyor emits them (conveyor.celery_events)
+        # inside its own state-change round trip: Celery's per-event publishes from the
+        # worker's main process would halve a prefork worker's throughput.
+        # Worker heartbeats stay Celery's own.
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "task_queues": [
             KombuQueue(q.name, Exchange(q.name, type="direct"), routing_key=q.name)
             for q in Topology.ordered(topology.queues.values())

@@ -86,6 +86,13 @@ _TRANSITION = """
 local job, stream = KEYS[1], KEYS[2]
 local status, rank, attempt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, maxlen, channel, event, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+-- ARGV[9] = n extra (channel, message) pairs to publish (Celery-format events),
+-- then the pairs, then the live-state fields as name, value pairs.
+local nextra = tonumber(ARGV[9])
+local first_field = 10 + 2 * nextra
+local function publish_extra()
+  for i = 0, nextra - 1 do redis.call('PUBLISH', ARGV[10 + 2 * i], ARGV[11 + 2 * i]) end
+end
 local cur = redis.call('HMGET', job, 'status', 'rank', 'attempt', 'deliveries')
 local cur_rank = tonumber(cur[2] or '0')
 local cur_attempt = tonumber(cur[3] or '-1')
@@ -96,8 +103,9 @@ if stale then
   if mode == 'init' then
     -- The submitter's own event raced a fast worker: keep what the worker
     -- wrote, fill in what only the submitter knows, and still record it.
-    for i = 9, #ARGV, 2 do redis.call('HSETNX', job, ARGV[i], ARGV[i + 1]) end
+    for i = first_field, #ARGV, 2 do redis.call('HSETNX', job, ARGV[i], ARGV[i + 1]) end
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
+    publish_extra()
   end
   return {0, cur[1] or '', deliveries}
 end
@@ -108,7 +116,7 @@ if mode == 'start' then
   event = cjson.encode(decoded)
 end
 local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = first_field, #ARGV do fields[#fields + 1] = ARGV[i] end
 if status ~= '' then
   fields[#fields + 1] = 'status'; fields[#fields + 1] = status
   fields[#fields + 1] = 'rank'; fields[#fields + 1] = tostring(rank)
@@ -118,6 +126,7 @@ if #fields > 0 then redis.call('HSET', job, unpack(fields)) end
 redis.call('EXPIRE', job, ttl)
 redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
 redis.call('PUBLISH', channel, event)
+publish_extra()
 return {1, status, deliveries}
 """
 
@@ -150,11 +159,13 @@ class EventWriter:
         fields: dict[str, Any] | None = None,
         mode: Literal["normal", "init", "start"] = "normal",
         client: Any = None,
+        celery: list[tuple[str, str]] | None = None,
     ) -> Transition:
         """Apply ``event`` (see the module docstring); ``fields`` go to the live-state hash.
 
         ``client`` may be a pipeline, to batch several jobs' events in one round trip;
-        the :class:`Transition` is then read from the pipeline's result.
+        the :class:`Transition` is then read from the pipeline's result. ``celery``
+        holds Celery-format events (channel, message) published with the change.
         """
         kind = event["type"]
         status = "" if kind == "progress" else kind
@@ -167,7 +178,11 @@ class EventWriter:
             keys.job_channel(event["job_id"]),
             json.dumps(event, separators=(",", ":"), default=str),
             mode,
+            len(celery or ()),
         ]
+        for channel, message in celery or ():
+            args.append(channel)
+            args.append(message)
         for name, value in (fields or {}).items():
             if value is None:
                 continue

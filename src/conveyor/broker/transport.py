@@ -18,6 +18,8 @@ things and nothing else:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from queue import Empty
 from time import monotonic
 from typing import Any
@@ -43,6 +45,12 @@ class Channel(kombu_redis.Channel):
     queue_priorities: dict[str, int] = {}
     from_transport_options = (*kombu_redis.Channel.from_transport_options, "queue_priorities")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._fetch_cache: dict[tuple[str, ...], list[str]] = {}
+        self._sync_client: Any = None
+        self._sync_client_pool: Any = None
+        super().__init__(*args, **kwargs)
+
     def priority(self, n: Any) -> int:
         """Clamp ``n`` to a level (every level is its own list)."""
         return max(MIN_PRIORITY, min(MAX_PRIORITY, int(n)))
@@ -51,8 +59,26 @@ class Channel(kombu_redis.Channel):
         return keys.queue_list(queue, self.priority(pri))
 
     def _fetch_order(self, queues: list[str]) -> list[str]:
-        ordered = sorted(queues, key=lambda q: -self.queue_priorities.get(q, 0))
-        return [self._q_for_pri(q, level) for q in ordered for level in LEVELS_URGENT_FIRST]
+        key = tuple(queues)
+        cached = self._fetch_cache.get(key)
+        if cached is None:
+            ordered = sorted(queues, key=lambda q: -self.queue_priorities.get(q, 0))
+            cached = [self._q_for_pri(q, lvl) for q in ordered for lvl in LEVELS_URGENT_FIRST]
+            self._fetch_cache[key] = cached
+        return cached
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        # kombu builds a new Redis client object (copying its response callbacks)
+        # for every ack and every delivery; one per pool does the same work.
+        if client:
+            yield client
+            return
+        pool = self.pool
+        if self._sync_client is None or self._sync_client_pool is not pool:
+            self._sync_client = self._create_client()  # type: ignore[attr-defined]
+            self._sync_client_pool = pool
+        yield self._sync_client
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         # Same as kombu's, but queue-major and most urgent level first.

@@ -8,9 +8,11 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from kombu.utils.encoding import safe_repr
 from pydantic import BaseModel
 
 from conveyor import keys
+from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
 from conveyor.errors import JobCancelled, PayloadInvalid, PermanentError, TransientError
 from conveyor.events import TERMINAL, new_event
@@ -45,6 +47,10 @@ class Execution:
         self.priority = meta.get("priority")
         self.deliveries = 0
         self.writer = app.event_writer()
+        self.celery_events = app.celery_events
+
+    def _celery(self, kind: str, **fields: Any) -> tuple[str, str]:
+        return self.celery_events.event(kind, {"uuid": self.job_id, **fields}, self.worker)
 
     # ------------------------------------------------------------------ events
 
@@ -88,6 +94,14 @@ class Execution:
                 "created_at": self.meta.get("created_at"),
             },
             mode="start",
+            celery=[
+                self.celery_events.event(
+                    "task-received",
+                    task_fields(self.job_id, self.definition.name, self.payload, self.meta),
+                    self.worker,
+                ),
+                self._celery("task-started"),
+            ],
         )
         if not start.applied:
             if start.status in TERMINAL:
@@ -130,6 +144,11 @@ class Execution:
                 "error_message": "",
                 "traceback": "",
             },
+            celery=[
+                self._celery(
+                    "task-succeeded", result=safe_repr(value), runtime=finished_at - started_at
+                )
+            ],
         )
         return None
 
@@ -179,6 +198,7 @@ class Execution:
                     "due_at": due_at,
                 },
                 client=pipe,
+                celery=[self._celery("task-retried", exception=safe_repr(exc), traceback=trace)],
             )
             pipe.execute()
             log.warning(
@@ -204,6 +224,7 @@ class Execution:
                 "traceback": trace,
                 "finished_at": finished_at,
             },
+            celery=[self._celery("task-failed", exception=safe_repr(exc), traceback=trace)],
         )
         log.error("job %s failed (%s: %s)", self.job_id, error_type, message)
 
