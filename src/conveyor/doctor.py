@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import platform
 import shutil
-import subprocess
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from conveyor.app import Conveyor
 from conveyor.errors import ConveyorError
+from conveyor.monitor.gpu import detect_gpus
 from conveyor.settings import mask_url
 
 
@@ -71,36 +71,3 @@ def gpu_check() -> Check:
     if not names:
         return Check("gpu", True, "none (GPU-preferring profiles run on CPU)", required=False)
     return Check("gpu", True, f"{len(names)}: {', '.join(names)}", required=False)
-
-
-def detect_gpus() -> list[str]:
-    """Names of the NVIDIA GPUs on this machine (empty when there are none)."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            count = pynvml.nvmlDeviceGetCount()
-            names = []
-            for index in range(count):
-                name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index))
-                names.append(name.decode() if isinstance(name, bytes) else str(name))
-            return names
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # NVML raises its own error types when no driver is present
-        pass
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (subprocess.SubprocessError, OSError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]

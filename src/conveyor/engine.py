@@ -10,6 +10,7 @@ from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from conveyor.broker.transport import TRANSPORT_PATH
+from conveyor.errors import ConfigurationError
 from conveyor.jobs import JobDefinition
 from conveyor.settings import Settings
 from conveyor.topology import Topology
@@ -19,10 +20,23 @@ VISIBILITY_MARGIN_S = 300.0
 
 
 def visibility_timeout(settings: Settings, definitions: Iterable[JobDefinition]) -> float:
-    """A visibility timeout above every hard time limit, so no job runs twice for being slow."""
+    """A visibility timeout above every hard time limit, so no job runs twice for being slow.
+
+    ``CONVEYOR_VISIBILITY_TIMEOUT_S`` is taken as given; a job type whose hard
+    limit reaches it is a configuration error.
+    """
+    definitions = list(definitions)
     longest = max([settings.time_limit_s, *(d.time_limit for d in definitions if d.time_limit)])
-    floor = longest * 1.25 + VISIBILITY_MARGIN_S
-    return max(settings.visibility_timeout_s or 0.0, floor)
+    chosen = settings.visibility_timeout_s
+    if chosen is None:
+        return longest * 1.25 + VISIBILITY_MARGIN_S
+    for definition in definitions:
+        if definition.time_limit is not None and definition.time_limit >= chosen:
+            raise ConfigurationError(
+                f"job {definition.name!r}: time_limit {definition.time_limit:g}s reaches "
+                f"CONVEYOR_VISIBILITY_TIMEOUT_S ({chosen:g}s); it would be delivered twice"
+            )
+    return chosen
 
 
 def celery_config(

@@ -174,10 +174,7 @@ def env_name(field: str) -> str:
     return str(alias or field)
 
 
-_KNOWN_ENV = {env_name(name) for name in Settings.model_fields} | {
-    # Read by the test fixtures and the benchmark, not by the settings class.
-    "CONVEYOR_TEST_POSTGRES_URL",
-}
+_KNOWN_ENV = {env_name(name) for name in Settings.model_fields}
 
 
 def _describe(exc: ValidationError) -> str:

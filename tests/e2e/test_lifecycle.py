@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import redis
 from celery import Celery
@@ -155,3 +156,55 @@ def test_cli_bad_input_names_the_problem(broker_url: str) -> None:
     assert priority.returncode == 2 and "--priority" in priority.stderr
     queue = run_cli(broker_url, "submit", "diag.noop", "--queue", "nope")
     assert queue.returncode == 2 and "--queue" in queue.stderr
+
+
+def test_cli_watch_follows_to_the_end(
+    app: Conveyor, broker_url: str, worker: WorkerProcess
+) -> None:
+    job = app.submit("diag.sleep", {"seconds": 0.4, "steps": 4})
+    watched = run_cli(broker_url, "watch", job.id)
+    assert watched.returncode == 0, watched.stderr
+    assert "step 4/4" in watched.stdout
+    failing = app.submit("diag.flaky", {"fail_times": 1, "permanent": True})
+    assert run_cli(broker_url, "watch", failing.id).returncode == 1
+
+
+def test_cli_cancel_then_watch_exits_three(app: Conveyor, broker_url: str) -> None:
+    job = app.submit("diag.noop", {}, delay=600)
+    assert run_cli(broker_url, "cancel", job.id).returncode == 0
+    assert run_cli(broker_url, "watch", job.id).returncode == 3
+    assert run_cli(broker_url, "cancel", job.id).returncode == 1
+
+
+def test_cli_doctor_reports_the_broker(broker_url: str) -> None:
+    done = run_cli(broker_url, "doctor", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {c["name"]: c for c in json.loads(done.stdout)}
+    assert checks["broker"]["ok"] and "valkey" in checks["broker"]["detail"]
+    assert "***" in checks["broker"]["detail"]
+
+
+def test_cli_broker_down_fails_fast_with_the_masked_url(tmp_path: Path) -> None:
+    url = "redis://:hunter2@127.0.0.1:1/0"
+    for args in (["submit", "diag.noop"], ["queues"], ["worker"]):
+        done = run_cli(url, *args, timeout=60)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert "127.0.0.1:1" in done.stderr and "hunter2" not in done.stderr
+
+
+def test_delay_longer_than_the_visibility_timeout_runs_once(
+    app: Conveyor, broker_url: str, tmp_path: Path
+) -> None:
+    # A 2 s hard limit allows a 3 s visibility timeout; the delay is longer than that.
+    limits = {
+        "CELERY_TASK_SOFT_TIME_LIMIT": "1",
+        "CELERY_TASK_TIME_LIMIT": "2",
+        "CONVEYOR_VISIBILITY_TIMEOUT_S": "3",
+    }
+    job = app.submit("diag.noop", {}, delay=7)
+    with WorkerProcess(broker_url, concurrency=1, log_path=tmp_path / "w.log", env=limits):
+        state = job.wait(timeout=60)
+    assert state.status == "succeeded"
+    assert state.deliveries == 1
+    assert state.due_at is not None and state.started_at is not None
+    assert state.started_at >= state.due_at

@@ -74,3 +74,17 @@ def test_backoff_schedule_follows_the_list_and_caps() -> None:
     assert backoff_delay(100.0, 3, cap_s=600, jitter=0) == 600
     spread = {round(backoff_delay((60,), 0, cap_s=600), 3) for _ in range(20)}
     assert all(54 <= d <= 66 for d in spread) and len(spread) > 1
+
+
+def test_visibility_timeout_is_above_every_hard_limit() -> None:
+    from conveyor.engine import visibility_timeout
+
+    app = make_app()
+
+    @app.job("long.job", time_limit=7200, soft_time_limit=7000)
+    def long_job(ctx: JobContext, params: Render) -> None: ...
+
+    assert visibility_timeout(app.settings, app.definitions.values()) == 7200 * 1.25 + 300
+    explicit = Settings(visibility_timeout_s=5000)
+    with pytest.raises(ConfigurationError, match="reaches CONVEYOR_VISIBILITY_TIMEOUT_S"):
+        visibility_timeout(explicit, app.definitions.values())

@@ -1,6 +1,6 @@
 """Plain Celery with its default configuration, for comparison (``celery -A`` this module).
 
-The only additions are the broker/backend URL from ``CONVEYOR_BENCH_URL`` and a
+The only additions are the broker/backend URL from ``PLAIN_CELERY_BENCH_URL`` and a
 no-op task that appends ``id start-time`` to a probe file (one ``O_APPEND`` write,
 no broker round trip) so the runner can time it the same way as Conveyor.
 """
@@ -12,8 +12,8 @@ import time
 
 from celery import Celery
 
-URL = os.environ.get("CONVEYOR_BENCH_URL", "redis://127.0.0.1:6379/1")
-PROBE_DIR = os.environ.get("CONVEYOR_BENCH_PROBE", "/tmp")
+URL = os.environ.get("PLAIN_CELERY_BENCH_URL", "redis://127.0.0.1:6379/1")
+PROBE_DIR = os.environ.get("PLAIN_CELERY_BENCH_PROBE", "/tmp")
 
 app = Celery("plain", broker=URL, backend=URL)
 

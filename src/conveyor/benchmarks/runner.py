@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _conveyor(url: str, jobs: int, latency_jobs: int, home: Path, log: Log) -> BenchResult:
+    home.mkdir(parents=True, exist_ok=True)
     app = Conveyor(Settings(redis_url=url, home=home))
     client = app.redis
     log(f"conveyor: enqueueing {jobs} diag.noop jobs")
@@ -125,8 +127,6 @@ def _read_probes(probe_dir: Path) -> dict[str, float]:
 def _plain_celery(url: str, jobs: int, latency_jobs: int, work: Path, log: Log) -> BenchResult:
     probe_dir = work / "probes"
     probe_dir.mkdir()
-    os.environ["CONVEYOR_BENCH_URL"] = url
-    os.environ["CONVEYOR_BENCH_PROBE"] = str(probe_dir)
     from conveyor.benchmarks import plain_celery
 
     plain_celery.app.conf.update(broker_url=url, result_backend=url)
@@ -135,7 +135,8 @@ def _plain_celery(url: str, jobs: int, latency_jobs: int, work: Path, log: Log) 
     for i in range(jobs):
         plain_celery.noop.delay(f"t{i}")
     enqueue = jobs / (time.perf_counter() - started)
-    env = dict(os.environ)
+    # The plain Celery app reads these when its worker process imports it.
+    env = dict(os.environ, PLAIN_CELERY_BENCH_URL=url, PLAIN_CELERY_BENCH_PROBE=str(probe_dir))
     argv = [
         sys.executable,
         "-m",
@@ -198,21 +199,51 @@ def _plain_celery(url: str, jobs: int, latency_jobs: int, work: Path, log: Log) 
     )
 
 
-def run_bench(jobs: int = 10_000, latency_jobs: int = 500, log: Log = print) -> list[BenchResult]:
-    """Run both systems against one private Valkey and return their figures."""
+def run_bench(
+    jobs: int = 10_000, latency_jobs: int = 500, reps: int = 1, log: Log = print
+) -> list[BenchResult]:
+    """Run both systems ``reps`` times, alternating, against one private Valkey.
+
+    Each figure is the median over the repetitions.
+    """
     work = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
     broker = EmbeddedBroker(work / "home", durable=False)
     url = broker.start()
+    base = url.rsplit("/", 1)[0]
+    runs: dict[str, list[BenchResult]] = {"conveyor": [], "celery": []}
     try:
-        results = [_conveyor(url, jobs, latency_jobs, work / "home", log)]
         flush = redis.Redis.from_url(url)
-        flush.flushall()
-        base = url.rsplit("/", 1)[0]
-        results.append(_plain_celery(f"{base}/1", jobs, latency_jobs, work, log))
-        return results
+        for rep in range(1, reps + 1):
+            log(f"repetition {rep}/{reps}")
+            flush.flushall()
+            runs["conveyor"].append(_conveyor(url, jobs, latency_jobs, work / f"c{rep}", log))
+            flush.flushall()
+            probe = work / f"p{rep}"
+            probe.mkdir()
+            runs["celery"].append(_plain_celery(f"{base}/1", jobs, latency_jobs, probe, log))
+        return [_median(results) for results in runs.values()]
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _median(results: list[BenchResult]) -> BenchResult:
+    first = results[0]
+
+    def med(name: str) -> float:
+        return float(statistics.median(float(getattr(r, name)) for r in results))
+
+    notes = first.notes + (f"; median of {len(results)}" if len(results) > 1 else "")
+    return BenchResult(
+        first.system,
+        first.jobs,
+        med("enqueue_per_s"),
+        med("process_per_s"),
+        med("drain_per_s"),
+        med("latency_p50_ms"),
+        med("latency_p99_ms"),
+        notes,
+    )
 
 
 def render_table(results: list[BenchResult]) -> Table:

@@ -13,11 +13,17 @@ things and nothing else:
 * 10 is the most urgent, as Conveyor's API and the seeds use it;
 * ``BRPOP`` lists the keys queue by queue, most urgent queue first (the
   ``queue_priorities`` transport option), and level by level within a queue;
-* a message whose routing key names a Conveyor queue goes straight to it.
+* a message whose routing key names a Conveyor queue goes straight to it;
+* while a queue has a backlog, a message is taken *and* recorded as unacked by
+  one script (kombu does ``BRPOP``, then a second round trip to record it — a
+  worker that dies between the two loses the message). Only an idle worker
+  blocks on ``BRPOP``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from queue import Empty
@@ -25,8 +31,10 @@ from time import monotonic
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
+from redis.exceptions import NoScriptError
 
 from conveyor import keys
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
@@ -34,10 +42,43 @@ from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
 LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
 
+# Take the first message of the ordered lists and record it as unacked, atomically,
+# in the same format as kombu's QoS.append (so kombu's restore logic applies).
+_FETCH = """
+local n = #KEYS - 2
+for i = 1, n do
+  local item = redis.call('RPOP', KEYS[i])
+  if item then
+    local props = cjson.decode(item)['properties']
+    local info = props['delivery_info'] or {}
+    local tag = props['delivery_tag']
+    redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' ..
+      cjson.encode(info['exchange'] or '') .. ',' .. cjson.encode(info['routing_key'] or '') .. ']')
+    redis.call('ZADD', KEYS[n + 2], ARGV[1], tag)
+    return {KEYS[i], item}
+  end
+end
+return false
+"""
+_FETCH_SHA = hashlib.sha1(_FETCH.encode()).hexdigest()
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's QoS, minus the second round trip for messages the fetch script recorded."""
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        recorded = self.channel._recorded  # type: ignore[attr-defined]
+        if delivery_tag in recorded:
+            recorded.discard(delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)
+        else:
+            super().append(message, delivery_tag)
+
 
 class Channel(kombu_redis.Channel):
     """A Redis channel whose priority lists and fetch order are Conveyor's."""
 
+    QoS = QoS
     min_priority = MIN_PRIORITY
     max_priority = MAX_PRIORITY
     priority_steps = list(LEVELS)
@@ -49,6 +90,9 @@ class Channel(kombu_redis.Channel):
         self._fetch_cache: dict[tuple[str, ...], list[str]] = {}
         self._sync_client: Any = None
         self._sync_client_pool: Any = None
+        self._recorded: set[str] = set()
+        self._backlog = True
+        self._in_fetch = False
         super().__init__(*args, **kwargs)
 
     def priority(self, n: Any) -> int:
@@ -87,12 +131,52 @@ class Channel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))  # type: ignore[attr-defined]
         if not queues:
             return
-        command_args = ["BRPOP", *self._fetch_order(queues), timeout or 0]
+        lists = self._fetch_order(queues)
+        self._in_fetch = self._backlog and not self.global_keyprefix
+        if self._in_fetch:
+            keys_ = [*lists, self.unacked_key, self.unacked_index_key]
+            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time()]
+        else:
+            command_args = ["BRPOP", *lists, timeout or 0]
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()
         if self.global_keyprefix:
             command_args = self.client._prefix_args(command_args)
         self.client.connection.send_command(*command_args)
+
+    def _brpop_read(self, **options: Any) -> bool:
+        if not self._in_fetch:
+            delivered = bool(super()._brpop_read(**options))  # type: ignore[misc]
+            # A message arrived: there may be more, so fetch with the script next.
+            self._backlog = delivered
+            return delivered
+        self._in_fetch = False
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "EVALSHA", **options)
+            except NoScriptError:
+                # First use, or the broker restarted: load the script, try again.
+                with self.conn_or_acquire() as client:
+                    client.script_load(_FETCH)
+                raise Empty() from None
+            except self.connection_errors:  # type: ignore[attr-defined]
+                self.client.connection.disconnect()
+                raise
+            if not reply:
+                self._backlog = False
+                raise Empty()
+            dest, item = reply
+            payload = loads(bytes_to_str(item))
+            self._recorded.add(payload["properties"]["delivery_tag"])
+            queue = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
+            self.connection._deliver(payload, queue)
+            return True
+        finally:
+            self._in_poll = None
+            flush_reauth = getattr(self, "_flush_brpop_reauth", None)
+            if flush_reauth is not None:
+                flush_reauth()
 
     def _lookup(self, exchange: str, routing_key: str, default: Any = None) -> list[str]:
         # A routing key that names a Conveyor queue goes to that queue: no binding

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 
 from conveyor.delayed import Mover
+from conveyor.monitor.gpu import detect_gpus
 from conveyor.worker.registry import Heartbeat
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ def run_worker(
     def started(**_: Any) -> None:
         mover.start()
         heartbeat.start()
+        if profile.gpu != "none" and not detect_gpus():
+            log.warning("worker %s: no GPU found; profile %s runs on CPU", hostname, profile.name)
         log.info(
             "worker %s ready: queues %s, concurrency %d, pool %s",
             hostname,

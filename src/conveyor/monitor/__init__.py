@@ -1,0 +1,1 @@
+"""Monitoring of hosts and workers: GPUs (more to come: resources, stalled jobs)."""
