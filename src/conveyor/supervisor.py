@@ -1,4 +1,4 @@
-"""The local stack that ``conveyor up`` runs: the broker and one worker per profile.
+"""The local stack that ``conveyor up`` runs: the broker, one worker per profile, and services.
 
 Workers run as ``conveyor worker`` subprocesses in their own sessions (so a
 Ctrl-C reaches only the supervisor, which then stops them in order). A worker
@@ -41,10 +41,34 @@ class WorkerSpec:
     name: str
     queues: tuple[str, ...] = ()
 
+    def args(self) -> list[str]:
+        """The ``conveyor`` arguments that run this worker."""
+        return [
+            "worker",
+            "--profile",
+            self.profile,
+            "--concurrency",
+            str(self.concurrency),
+            "--name",
+            self.name,
+        ]
+
+
+@dataclass
+class ServiceSpec:
+    """A non-worker process of the stack (recorder, API, worker manager): ``conveyor ARGS``."""
+
+    name: str
+    argv: tuple[str, ...]
+
+    def args(self) -> list[str]:
+        """The ``conveyor`` arguments that run this service."""
+        return list(self.argv)
+
 
 @dataclass
 class _Running:
-    spec: WorkerSpec
+    spec: WorkerSpec | ServiceSpec
     process: subprocess.Popen[bytes]
     log_path: Path
     restarts: list[float] = field(default_factory=list)
@@ -71,12 +95,24 @@ def plan_workers(
     return specs
 
 
+def plan_services(settings: Settings) -> list[ServiceSpec]:
+    """The non-worker processes ``conveyor up`` runs beside the workers."""
+    services: list[ServiceSpec] = []
+    return services
+
+
 class Stack:
     """Starts, watches and stops the local stack."""
 
-    def __init__(self, settings: Settings, workers: list[WorkerSpec]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: list[WorkerSpec],
+        services: list[ServiceSpec] | None = None,
+    ) -> None:
         self.settings = settings
         self.workers = workers
+        self.services = services or []
         self.home = settings.home_dir
         self.log_dir = self.home / "logs"
         self.broker: EmbeddedBroker | None = None
@@ -100,24 +136,17 @@ class Stack:
         else:
             self.broker = EmbeddedBroker(self.home)
             self.broker_url = self.broker.start()
-        for spec in self.workers:
+        # Services first: the recorder should be reading before the first job runs.
+        specs: list[WorkerSpec | ServiceSpec] = [*self.services, *self.workers]
+        for spec in specs:
             self._running.append(self._spawn(spec))
 
-    def _spawn(self, spec: WorkerSpec, restarts: list[float] | None = None) -> _Running:
+    def _spawn(
+        self, spec: WorkerSpec | ServiceSpec, restarts: list[float] | None = None
+    ) -> _Running:
         log_path = self.log_dir / f"{spec.name.split('@')[0]}.log"
         env = dict(os.environ, CONVEYOR_HOME=str(self.home))
-        argv = [
-            sys.executable,
-            "-m",
-            "conveyor",
-            "worker",
-            "--profile",
-            spec.profile,
-            "--concurrency",
-            str(spec.concurrency),
-            "--name",
-            spec.name,
-        ]
+        argv = [sys.executable, "-m", "conveyor", *spec.args()]
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -126,7 +155,19 @@ class Stack:
 
     def processes(self) -> list[tuple[WorkerSpec, int, Path]]:
         """(spec, pid, log file) of each worker."""
-        return [(r.spec, r.process.pid, r.log_path) for r in self._running]
+        return [
+            (r.spec, r.process.pid, r.log_path)
+            for r in self._running
+            if isinstance(r.spec, WorkerSpec)
+        ]
+
+    def service_processes(self) -> list[tuple[ServiceSpec, int, Path]]:
+        """(spec, pid, log file) of each service."""
+        return [
+            (r.spec, r.process.pid, r.log_path)
+            for r in self._running
+            if isinstance(r.spec, ServiceSpec)
+        ]
 
     def supervise(self, poll_s: float = 1.0) -> None:
         """Restart workers that exit unexpectedly, until :meth:`request_stop`."""
@@ -139,12 +180,9 @@ class Stack:
                 recent = [t for t in running.restarts if now - t < RESTART_WINDOW_S]
                 if len(recent) >= MAX_RESTARTS:
                     raise ConfigurationError(
-                        f"worker {running.spec.name} keeps exiting (code {code}); "
-                        f"see {running.log_path}"
+                        f"{running.spec.name} keeps exiting (code {code}); see {running.log_path}"
                     )
-                log.warning(
-                    "worker %s exited with code %s; starting it again", running.spec.name, code
-                )
+                log.warning("%s exited with code %s; starting it again", running.spec.name, code)
                 self._running[index] = self._spawn(running.spec, [*recent, now])
 
     def request_stop(self) -> None:
@@ -154,6 +192,8 @@ class Stack:
     def stop(self, grace_s: float = 30.0) -> None:
         """Warm shutdown, cold shutdown after ``grace_s``, then stop the broker."""
         self._stopping.set()
+        # Workers before services, so the recorder still records the last jobs' ends.
+        self._running.sort(key=lambda r: isinstance(r.spec, ServiceSpec))
         self._signal_all(signal.SIGTERM)
         if not self._wait_all(grace_s):
             # Cold shutdown: Celery restores unacknowledged messages to their queues.

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from conveyor.cli.common import console, get_app
 from conveyor.settings import Settings, mask_url
-from conveyor.supervisor import Stack, plan_workers
+from conveyor.supervisor import Stack, plan_services, plan_workers
 from conveyor.topology import load_topology
 
 
@@ -38,7 +38,7 @@ def up(
             )
         sizes[name] = int(value)
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
-    stack = Stack(settings, plan_workers(topology, chosen, sizes))
+    stack = Stack(settings, plan_workers(topology, chosen, sizes), plan_services(settings))
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -73,6 +73,8 @@ def _print_stack(stack: Stack) -> None:
             spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path)
         )
     console.print(table)
+    for service, pid, log_path in stack.service_processes():
+        console.print(f"{service.name}: pid {pid}, log {log_path}")
     console.print(
         "In another terminal (same directory):\n"
         '  .venv/bin/conveyor submit diag.sleep --payload \'{"seconds": 3, "steps": 6}\' --wait\n'
