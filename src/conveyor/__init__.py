@@ -18,6 +18,7 @@ from conveyor.errors import (
     UnknownJobType,
 )
 from conveyor.jobs import JobContext, JobDefinition
+from conveyor.limits import SoftTimeLimitExceeded, TimeLimitExceeded
 from conveyor.middleware import Middleware
 from conveyor.settings import Settings
 from conveyor.state import JobState
@@ -50,7 +51,9 @@ __all__ = [
     "NotFound",
     "PayloadInvalid",
     "PermanentError",
+    "SoftTimeLimitExceeded",
     "StoreError",
+    "TimeLimitExceeded",
     "TransientError",
     "UnknownJobType",
     "__version__",

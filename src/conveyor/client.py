@@ -28,10 +28,18 @@ class Job:
         return f"<Job {self.id}>"
 
     def state(self) -> JobState:
-        """A snapshot of the job's state; :class:`NotFound` if nothing is known of it."""
+        """A snapshot of the job's state; :class:`NotFound` if nothing is known of it.
+
+        The live state answers first; once it has expired, the job store does.
+        """
         raw = self.app.redis.hgetall(keys.job(self.id))
         if not raw:
-            raise NotFound(f"no job {self.id}")
+            from conveyor.store import find_job
+
+            record = find_job(self.app.settings, self.id)
+            if record is None:
+                raise NotFound(f"no job {self.id}")
+            return record.to_state()
         return JobState.from_hash(self.id, cast(dict[bytes, bytes], raw))
 
     def wait(self, timeout: float | None = None) -> JobState:
@@ -96,13 +104,23 @@ class Job:
 
     def cancel(self) -> bool:
         """Cancel the job. A queued or scheduled job never starts; a running one stops
-        at its next progress report. Returns False if it had already finished."""
+        at its next progress report, or its process is terminated after
+        ``CONVEYOR_CANCEL_GRACE_S``. Returns False if it had already finished;
+        raises :class:`NotFound` for an unknown job.
+
+        The revocation is kept in ``conveyor:revoked`` (for ``CELERY_RESULT_EXPIRES``),
+        so workers started later never run the job either.
+        """
         state = self.state()
         if state.done:
             return False
         writer = self.app.event_writer()
         pipe = writer.client.pipeline(transaction=True)
         delayed.unschedule(pipe, self.id)
+        now = time.time()
+        pipe.zadd(keys.REVOKED, {self.id: now})
+        pipe.zremrangebyscore(keys.REVOKED, "-inf", now - self.app.settings.result_expires_s)
+        pipe.publish(keys.CANCELLED_CHANNEL, self.id)
         writer.emit(
             new_event(
                 "cancelled",

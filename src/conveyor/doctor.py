@@ -32,6 +32,8 @@ def run_checks(app: Conveyor) -> list[Check]:
         except PackageNotFoundError:
             checks.append(Check(package, False, "not installed"))
     checks.append(broker_check(app))
+    checks.append(store_check(app))
+    checks.append(recorder_check(app))
     checks.append(ffmpeg_check())
     checks.append(gpu_check())
     return checks
@@ -48,6 +50,43 @@ def broker_check(app: Conveyor) -> Check:
     server = "valkey" if "valkey_version" in info else "redis"
     server_version = info.get("valkey_version") or info.get("redis_version", "?")
     return Check("broker", True, f"{mask_url(url)} ({server} {server_version})")
+
+
+def store_check(app: Conveyor) -> Check:
+    """Reach the job store and report its schema revision."""
+    from conveyor.store import open_store
+
+    try:
+        store = open_store(app.settings)
+    except ConveyorError as exc:
+        return Check("job store", False, str(exc))
+    try:
+        store.check()
+        revision = store.revision()
+    except ConveyorError as exc:
+        return Check("job store", False, str(exc))
+    finally:
+        store.close()
+    schema = f"schema {revision}" if revision else "empty (the recorder migrates it on start)"
+    return Check("job store", True, f"{store.url} ({schema})")
+
+
+def recorder_check(app: Conveyor, max_age_s: float = 60.0) -> Check:
+    """How far the recorder is behind the event stream (from Redis)."""
+    from conveyor.store.recorder import recorder_lag
+
+    try:
+        lag = recorder_lag(app.redis)
+    except Exception as exc:  # broker down: the broker check already says so
+        return Check("recorder", False, f"lag unknown ({exc})", required=False)
+    if not lag.group:
+        detail = f"never ran; {lag.unread} events waiting (started by `conveyor up`)"
+        return Check("recorder", lag.unread == 0, detail, required=False)
+    age = "none" if lag.oldest_age_s is None else f"{lag.oldest_age_s:.1f}s old"
+    unread = "?" if lag.unread is None else str(lag.unread)
+    detail = f"{lag.pending} pending, {unread} unread; oldest unrecorded event: {age}"
+    behind = lag.oldest_age_s is not None and lag.oldest_age_s > max_age_s
+    return Check("recorder", not behind, detail + (" (behind)" if behind else ""), required=False)
 
 
 def ffmpeg_check() -> Check:

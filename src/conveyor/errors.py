@@ -10,6 +10,11 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
     ├── InvalidSubmission        a submit was refused before anything was enqueued
     │   ├── UnknownJobType
     │   └── PayloadInvalid       the payload failed the job type's model
+    ├── Conflict                 the job is not in a state that allows the request
+    ├── AccessDenied             the caller may not do this
+    │   ├── Unauthenticated      no API key, or an unknown or revoked one
+    │   └── PermissionDenied     a valid key without the scope the request needs
+    ├── RateLimited              too many submissions; ``retry_after_s`` says when to retry
     ├── JobTimeoutError          waiting for a job took longer than allowed
     └── JobError                 raised inside a job to steer what happens next
         ├── PermanentError       never retried: the job fails at once
@@ -69,6 +74,30 @@ class PayloadInvalid(InvalidSubmission):
         self.errors = errors
         lines = "; ".join(f"{e['field'] or '(payload)'}: {e['message']}" for e in errors)
         super().__init__(f"invalid payload for {job_type}: {lines}")
+
+
+class Conflict(ConveyorError):
+    """The job (or entry) is not in a state that allows the request (e.g. a result not ready)."""
+
+
+class AccessDenied(ConveyorError):
+    """The caller may not do this."""
+
+
+class Unauthenticated(AccessDenied):
+    """No API key was sent, or it is unknown or revoked."""
+
+
+class PermissionDenied(AccessDenied):
+    """The API key is valid but lacks the scope the request needs."""
+
+
+class RateLimited(ConveyorError):
+    """Too many requests; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class JobTimeoutError(ConveyorError, TimeoutError):

@@ -68,6 +68,7 @@ class Event(BaseModel):
     payload: dict[str, Any] | None = None
     due_at: float | None = None
     idempotency_key: str | None = None
+    created_at: float | None = None
     # progress
     progress: float | None = None
     stage: str | None = None
@@ -80,6 +81,8 @@ class Event(BaseModel):
     error_message: str | None = None
     traceback: str | None = None
     retry_in_s: float | None = None
+    # failed (the dead letter's failure time)
+    failed_at: float | None = None
 
 
 _TRANSITION = """

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import inspect
 import random
+import shutil
+import tempfile
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -40,6 +44,9 @@ class JobDefinition:
     rate_limit: str | None = None
     gpu: GpuPolicy = "none"
     unique: bool | tuple[str, ...] = False
+    #: With ``unique``: seconds after success during which a same-key submit still
+    #: returns the finished job (0: only while it is queued, scheduled or running).
+    unique_ttl: float = 0.0
     transient: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT
 
     def validate(self, payload: Any) -> BaseModel:
@@ -70,17 +77,22 @@ def backoff_delay(schedule: Backoff, attempt: int, cap_s: float, jitter: float =
     """Seconds to wait before retry number ``attempt + 1``.
 
     A sequence is an explicit schedule (its last entry repeats); a number is the
-    base of an exponential schedule (base, 3·base, 9·base …). The result is
-    capped at ``cap_s`` and spread by ±``jitter`` so that retries of many jobs
-    that failed together do not all come back at once.
+    base of an exponential schedule (base, 3·base, 9·base …). The step is capped
+    at ``cap_s``, then spread by ±``jitter`` so that retries of many jobs that
+    failed together do not all come back at once. The spread never crosses the
+    cap: a step at the cap is spread below it, so capped retries stay spread too.
     """
     if isinstance(schedule, int | float):
-        base = float(schedule) * (3.0**attempt)
+        base = float(schedule) * (3.0 ** min(attempt, 64))
     else:
         steps = list(schedule) or [0.0]
         base = float(steps[min(attempt, len(steps) - 1)])
+    base = max(0.0, min(cap_s, base))
     spread = base * jitter
-    return max(0.0, min(cap_s, base + random.uniform(-spread, spread)))
+    delay = base + random.uniform(-spread, spread)
+    if delay > cap_s:
+        delay = 2 * cap_s - delay  # reflect at the cap instead of piling up on it
+    return max(0.0, delay)
 
 
 def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefinition:
@@ -104,14 +116,77 @@ def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefiniti
     if soft is not None and hard is not None and soft >= hard:
         raise ConfigurationError(f"job {name!r}: soft_time_limit must be below time_limit")
     unique = options.get("unique", False)
+    if isinstance(unique, str):
+        unique = [unique]
     if isinstance(unique, list | tuple):
+        unknown = sorted(set(unique) - set(model.model_fields))
+        if not unique or unknown:
+            raise ConfigurationError(
+                f"job {name!r}: unique= names no field, or unknown field(s) {unknown}; "
+                f"fields: {', '.join(model.model_fields)}"
+            )
         options["unique"] = tuple(unique)
+    unique_ttl = options.get("unique_ttl")
+    if unique_ttl is None:
+        options.pop("unique_ttl", None)
+    elif unique_ttl < 0:
+        raise ConfigurationError(f"job {name!r}: unique_ttl must be ≥ 0 (got {unique_ttl})")
+    rate_limit = options.get("rate_limit")
+    if rate_limit is not None:
+        from conveyor.ratelimit import parse_rate
+
+        parse_rate(rate_limit, name)
     transient = options.get("transient")
     if transient is None:
         options.pop("transient", None)
     else:
         options["transient"] = tuple(transient)
     return JobDefinition(name=name, func=func, model=model, **options)
+
+
+def job_tempdir_root(job_id: str) -> Path:
+    """The directory under which every :meth:`JobContext.tempdir` of one job is made.
+
+    Derived from the job id alone, so the worker's main process can remove it
+    after a pool process was killed at its hard time limit.
+    """
+    return Path(tempfile.gettempdir()) / "conveyor-jobs" / job_id
+
+
+def remove_job_tempdirs(job_id: str) -> None:
+    """Remove every temporary directory a job made (a no-op when it made none)."""
+    shutil.rmtree(job_tempdir_root(job_id), ignore_errors=True)
+
+
+class TempDir:
+    """A private temporary directory of a running job (see :meth:`JobContext.tempdir`).
+
+    Use it as a context manager (``with ctx.tempdir() as path:``) to remove it at
+    the end of the block, or keep ``.path``: it is removed when the job ends.
+    """
+
+    def __init__(self, root: Path, prefix: str) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        #: The directory; it exists until the block or the job ends.
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Remove the directory and everything in it (safe to call twice)."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class JobContext:
@@ -139,6 +214,12 @@ class JobContext:
         return self._execution.attempt
 
     @property
+    def device(self) -> str:
+        """``"cuda"`` when the job may use the worker's GPU, ``"cpu"`` otherwise (always
+        ``"cpu"`` on the retry after a GPU out-of-memory error of a ``gpu="prefer"`` job)."""
+        return self._execution.device
+
+    @property
     def deliveries(self) -> int:
         """How often a worker has started this attempt (above 1 after a worker crash)."""
         return self._execution.deliveries
@@ -154,9 +235,26 @@ class JobContext:
         return self._execution.worker
 
     @property
+    def resources(self) -> dict[str, Any]:
+        """What this process's ``@app.on_worker_start`` hooks returned, by hook name."""
+        from conveyor.worker.resources import RESOURCES
+
+        return RESOURCES
+
+    @property
     def cancelled(self) -> bool:
         """True once someone has cancelled the job (checked against the broker)."""
         return self._execution.is_cancelled()
+
+    def tempdir(self, prefix: str = "tmp-") -> TempDir:
+        """A new private temporary directory, removed whatever happens.
+
+        ``with ctx.tempdir() as path:`` removes it at the end of the block, even
+        when the block ends with :class:`~conveyor.SoftTimeLimitExceeded`. Any
+        directory still there when the job ends — it returned, raised, or its
+        process was killed at the hard time limit — is removed by the worker.
+        """
+        return TempDir(job_tempdir_root(self.job_id), prefix)
 
     def progress(
         self, percent: float, stage: str | None = None, message: str | None = None

@@ -16,8 +16,26 @@ DELAYED = f"{PREFIX}:delayed"
 DELAYED_JOBS = f"{PREFIX}:delayed:jobs"
 #: Sorted set of live workers, scored by their last heartbeat.
 WORKERS = f"{PREFIX}:workers"
-#: Set of job ids that were cancelled and must never start.
+#: Sorted set of cancelled job ids (scored by cancel time) that must never start.
 REVOKED = f"{PREFIX}:revoked"
+#: Pub/sub channel on which cancellations are announced to workers (job ids).
+CANCELLED_CHANNEL = f"{PREFIX}:cancelled"
+#: Set of worker names that hold (or held) delivered, unacknowledged messages.
+HOLDERS = f"{PREFIX}:holders"
+
+#: Hash of manual worker-count pins: profile -> count (``conveyor scale``).
+SCALING_PINS = f"{PREFIX}:scaling:pins"
+#: Hash of the worker manager's latest view per profile: profile -> JSON.
+SCALING_STATE = f"{PREFIX}:scaling:state"
+#: List of the latest scaling decisions (JSON, newest first, capped).
+SCALING_DECISIONS = f"{PREFIX}:scaling:decisions"
+#: String (JSON, with a TTL) describing the running worker manager.
+SCALING_MANAGER = f"{PREFIX}:scaling:manager"
+
+#: The consumer group through which the recorder reads :data:`EVENTS`.
+RECORDER_GROUP = "recorder"
+#: Hash of the recorder's counters (recorded, malformed, outages).
+RECORDER_STATS = f"{PREFIX}:recorder:stats"
 
 #: Separator between a queue name and its priority level in list names.
 PRIORITY_SEP = ":"
@@ -38,6 +56,26 @@ def worker(name: str) -> str:
     return f"{PREFIX}:worker:{name}"
 
 
+def worker_held(name: str) -> str:
+    """The set of delivery tags one worker holds unacknowledged (for the orphan rescue)."""
+    return f"{PREFIX}:held:{name}"
+
+
+def unique(job_type: str, digest: str) -> str:
+    """Maps a job type's uniqueness key (a payload digest) to the job id that holds it."""
+    return f"{PREFIX}:unique:{job_type}:{digest}"
+
+
+def rate_limit(job_type: str) -> str:
+    """The sliding-window log of one job type's recent starts (a sorted set)."""
+    return f"{PREFIX}:jobrate:{job_type}"
+
+
+def dead_letter_replay(job_id: str) -> str:
+    """Claims the replay of one dead letter (its value: the new job's id)."""
+    return f"{PREFIX}:dlq:replay:{job_id}"
+
+
 def idempotency(key: str) -> str:
     """Maps an idempotency key to the job id that holds it."""
     return f"{PREFIX}:idem:{key}"
@@ -50,3 +88,18 @@ def queue_list(queue: str, level: int) -> str:
     other level has its own list, ``critical:10`` being the most urgent.
     """
     return queue if level == 0 else f"{queue}{PRIORITY_SEP}{level}"
+
+
+def api_rate(key_id: str, slot: int) -> str:
+    """The counter of one API key's submissions in one rate-limit window."""
+    return f"{PREFIX}:ratelimit:{key_id}:{slot}"
+
+
+def batch(batch_id: str) -> str:
+    """The hash that describes one batch (tenant, total, created_at)."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_jobs(batch_id: str) -> str:
+    """The list of one batch's job ids."""
+    return f"{PREFIX}:batch:{batch_id}:jobs"

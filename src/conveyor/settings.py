@@ -80,8 +80,26 @@ class Settings(BaseSettings):
     )
     model_cache_dir: Path | None = Field(None, validation_alias="MODEL_CACHE_DIR")
 
+    # HTTP API (conveyor api)
+    api_rate_limit: str = Field("100/s", validation_alias="CONVEYOR_API_RATE_LIMIT")
+    api_key_cache_s: float = Field(5.0, ge=0, le=300, validation_alias="CONVEYOR_API_KEY_CACHE_S")
+
     # Job store
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    job_retention_s: float = Field(7 * 86400.0, gt=0, validation_alias="CONVEYOR_JOB_RETENTION")
+    dead_letter_retention_s: float = Field(
+        7 * 86400.0, gt=0, validation_alias="CONVEYOR_DEAD_LETTER_RETENTION"
+    )
+    recorder_batch_size: int = Field(
+        500, ge=1, le=10_000, validation_alias="CONVEYOR_RECORDER_BATCH_SIZE"
+    )
+    recorder_poll_s: float = Field(1.0, gt=0, le=60, validation_alias="CONVEYOR_RECORDER_POLL_S")
+    recorder_claim_idle_s: float = Field(
+        30.0, gt=0, validation_alias="CONVEYOR_RECORDER_CLAIM_IDLE_S"
+    )
+    store_busy_timeout_s: float = Field(
+        10.0, gt=0, validation_alias="CONVEYOR_STORE_BUSY_TIMEOUT_S"
+    )
 
     # Retries (defaults for job types that set none)
     default_retries: int = Field(3, ge=0, validation_alias="CONVEYOR_DEFAULT_RETRIES")
@@ -89,11 +107,107 @@ class Settings(BaseSettings):
         (60.0, 180.0, 540.0), validation_alias="CONVEYOR_DEFAULT_BACKOFF_S"
     )
     backoff_max_s: float = Field(600.0, gt=0, validation_alias="CONVEYOR_BACKOFF_MAX_S")
+    backoff_jitter: float = Field(0.1, ge=0, lt=1, validation_alias="CONVEYOR_BACKOFF_JITTER")
+
+    # Dead-letter alerts (conveyor.alerts)
+    alert_webhook_url: str | None = Field(None, validation_alias="CONVEYOR_ALERT_WEBHOOK_URL")
+    alert_queues: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias="CONVEYOR_ALERT_QUEUES"
+    )
+    alert_retries: int = Field(8, ge=0, le=50, validation_alias="CONVEYOR_ALERT_RETRIES")
+    alert_timeout_s: float = Field(10.0, gt=0, le=300, validation_alias="CONVEYOR_ALERT_TIMEOUT_S")
 
     # Events and live state
     events_maxlen: int = Field(1_000_000, ge=1000, validation_alias="CONVEYOR_EVENTS_MAXLEN")
     delayed_poll_s: float = Field(0.5, gt=0, le=60, validation_alias="CONVEYOR_DELAYED_POLL_S")
     heartbeat_s: float = Field(5.0, gt=0, le=300, validation_alias="CONVEYOR_HEARTBEAT_S")
+    cancel_grace_s: float = Field(10.0, ge=0, le=3600, validation_alias="CONVEYOR_CANCEL_GRACE_S")
+
+    # Worker health and the worker manager (conveyor.scaling)
+    heartbeat_file: Path | None = Field(None, validation_alias="CONVEYOR_HEARTBEAT_FILE")
+    worker_stale_s: float | None = Field(None, gt=0, validation_alias="CONVEYOR_WORKER_STALE_S")
+    worker_memory_limit_mb: float | None = Field(
+        None, gt=0, validation_alias="CONVEYOR_WORKER_MEMORY_LIMIT_MB"
+    )
+    autoscale: bool = Field(True, validation_alias="CONVEYOR_AUTOSCALE")
+    autoscale_profiles: str = Field("", validation_alias="CONVEYOR_AUTOSCALE_PROFILES")
+    autoscale_backend: Literal["local", "kubernetes", "compose"] = Field(
+        "local", validation_alias="CONVEYOR_AUTOSCALE_BACKEND"
+    )
+    autoscale_poll_s: float = Field(
+        10.0, gt=0, le=3600, validation_alias="CONVEYOR_AUTOSCALE_POLL_S"
+    )
+    autoscale_min_workers: int = Field(2, ge=0, validation_alias="CONVEYOR_AUTOSCALE_MIN_WORKERS")
+    autoscale_max_workers: int = Field(10, ge=1, validation_alias="CONVEYOR_AUTOSCALE_MAX_WORKERS")
+    autoscale_backlog_steps: str = Field(
+        "20:3,50:5,100:10", validation_alias="CONVEYOR_AUTOSCALE_BACKLOG_STEPS"
+    )
+    autoscale_cpu_up_pct: float = Field(
+        70.0, gt=0, le=100, validation_alias="CONVEYOR_AUTOSCALE_CPU_UP_PCT"
+    )
+    autoscale_cpu_down_pct: float = Field(
+        30.0, ge=0, le=100, validation_alias="CONVEYOR_AUTOSCALE_CPU_DOWN_PCT"
+    )
+    autoscale_memory_up_pct: float = Field(
+        80.0, gt=0, le=100, validation_alias="CONVEYOR_AUTOSCALE_MEMORY_UP_PCT"
+    )
+    autoscale_job_time_up_s: float = Field(
+        60.0, gt=0, validation_alias="CONVEYOR_AUTOSCALE_JOB_TIME_UP_S"
+    )
+    autoscale_job_time_down_s: float = Field(
+        20.0, ge=0, validation_alias="CONVEYOR_AUTOSCALE_JOB_TIME_DOWN_S"
+    )
+    autoscale_up_cooldown_s: float = Field(
+        30.0, ge=0, validation_alias="CONVEYOR_AUTOSCALE_UP_COOLDOWN_S"
+    )
+    autoscale_down_delay_s: float = Field(
+        120.0, ge=0, validation_alias="CONVEYOR_AUTOSCALE_DOWN_DELAY_S"
+    )
+    autoscale_hysteresis: float = Field(
+        0.2, ge=0, lt=1, validation_alias="CONVEYOR_AUTOSCALE_HYSTERESIS"
+    )
+    autoscale_grace_s: float = Field(30.0, ge=0, validation_alias="CONVEYOR_AUTOSCALE_GRACE_S")
+    autoscale_metrics_port: int | None = Field(
+        None, ge=0, le=65535, validation_alias="CONVEYOR_AUTOSCALE_METRICS_PORT"
+    )
+    k8s_api_url: str | None = Field(None, validation_alias="CONVEYOR_K8S_API_URL")
+    k8s_namespace: str | None = Field(None, validation_alias="CONVEYOR_K8S_NAMESPACE")
+    k8s_deployment: str = Field(
+        "conveyor-worker-{profile}", validation_alias="CONVEYOR_K8S_DEPLOYMENT"
+    )
+    k8s_token_file: Path | None = Field(None, validation_alias="CONVEYOR_K8S_TOKEN_FILE")
+    k8s_ca_file: Path | None = Field(None, validation_alias="CONVEYOR_K8S_CA_FILE")
+    compose_file: Path | None = Field(None, validation_alias="CONVEYOR_COMPOSE_FILE")
+    compose_project: str | None = Field(None, validation_alias="CONVEYOR_COMPOSE_PROJECT")
+    compose_service: str = Field("worker-{profile}", validation_alias="CONVEYOR_COMPOSE_SERVICE")
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate_limit_format(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @field_validator("job_retention_s", "dead_letter_retention_s", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.strip()
+
+    @field_validator("alert_queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("default_backoff_s", mode="before")
     @classmethod
@@ -191,6 +305,24 @@ def _describe(exc: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(problems)
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: a number of seconds (``3600``) or a count and unit (``12h``, ``7d``).
+
+    Units: ``s``, ``m``, ``h``, ``d``, ``w``. Raises ``ValueError`` for anything else.
+    """
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError("expected seconds or a duration such as 90s, 30m, 12h, 7d") from None
+    return seconds
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for messages and logs)."""
     try:
@@ -202,3 +334,17 @@ def mask_url(url: str) -> str:
     userinfo = f"{parts.username or ''}:***"
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(value: str) -> tuple[int, float] | None:
+    """``"100/s"`` → (100, 1.0): requests per window in seconds; ``"0"`` or ``"off"`` → None."""
+    text = value.strip().lower()
+    if text in ("0", "off", "none", ""):
+        return None
+    count, sep, unit = text.partition("/")
+    if not sep or not count.isdigit() or int(count) < 1 or unit not in _RATE_UNITS:
+        raise ValueError("must be N/s, N/m or N/h (N ≥ 1), or off")
+    return int(count), _RATE_UNITS[unit]

@@ -39,6 +39,12 @@ class JobState(BaseModel):
     due_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    tenant: str | None = None
+    batch_id: str | None = None
+    replay_of: str | None = None
+    tags: list[str] = []
+    #: Where the last delivery ran: "cuda" or "cpu".
+    device: str | None = None
 
     @property
     def done(self) -> bool:
@@ -90,6 +96,11 @@ class JobState(BaseModel):
             due_at=_float(data.get("due_at")),
             started_at=_float(data.get("started_at")),
             finished_at=_float(data.get("finished_at")),
+            tenant=data.get("tenant") or None,
+            batch_id=data.get("batch_id") or None,
+            replay_of=data.get("replay_of") or None,
+            tags=_json(data.get("tags")) or [],
+            device=data.get("device") or None,
         )
 
 

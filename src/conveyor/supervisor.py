@@ -95,9 +95,19 @@ def plan_workers(
     return specs
 
 
-def plan_services(settings: Settings) -> list[ServiceSpec]:
+def plan_services(
+    settings: Settings, api_host: str = "127.0.0.1", api_port: int = 8000
+) -> list[ServiceSpec]:
     """The non-worker processes ``conveyor up`` runs beside the workers."""
     services: list[ServiceSpec] = []
+    # The recorder: the job store's only writer (conveyor.store.recorder).
+    services.append(ServiceSpec("recorder", ("recorder",)))
+    if settings.autoscale:
+        # The worker manager; it owns the workers of the profiles it scales
+        # (conveyor.scaling.stack.hand_to_manager).
+        services.append(ServiceSpec("autoscale", ("autoscale",)))
+    # The HTTP API (conveyor.api), auth on: `conveyor keys create` makes a key.
+    services.append(ServiceSpec("api", ("api", "--host", api_host, "--port", str(api_port))))
     return services
 
 

@@ -51,6 +51,11 @@ class Profile:
     pool: Pool = "prefork"
     gpu: GpuPolicy = "none"
     autoscale: tuple[int, int] | None = None
+    #: ``(min, max)`` worker processes the worker manager keeps (None: the settings' defaults).
+    workers: tuple[int, int] | None = None
+    #: Celery's prefetch multiplier and max tasks per pool child (None: the settings').
+    prefetch: int | None = None
+    max_tasks_per_child: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,16 @@ def apply_overrides(base: Topology, data: Mapping[str, Any], source: str = "conf
         queues[name] = Queue(name, priority)
 
     profiles = dict(base.profiles)
-    allowed = {"queues", "concurrency", "pool", "gpu", "autoscale"}
+    allowed = {
+        "queues",
+        "concurrency",
+        "pool",
+        "gpu",
+        "autoscale",
+        "workers",
+        "prefetch",
+        "max_tasks_per_child",
+    }
     for name, spec in _table(data, "profiles", source).items():
         where = f"{source}: profiles.{name}"
         _check_name(name, where)
@@ -203,7 +217,31 @@ def _profile_from(current: Profile, spec: Mapping[str, Any], where: str) -> Prof
         ):
             raise ConfigurationError(f"{where}.autoscale: must be [min, max] with 1 ≤ min ≤ max")
         updated = replace(updated, autoscale=(pair[0], pair[1]))
+    if "workers" in spec:
+        pair = spec["workers"]
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(v, int) and v >= 0 for v in pair)
+        ):
+            raise ConfigurationError(f"{where}.workers: must be [min, max] with 0 ≤ min ≤ max")
+        if pair[0] > pair[1]:
+            raise ConfigurationError(
+                f"{where}.workers: min {pair[0]} is above max {pair[1]}; use [min, max]"
+            )
+        updated = replace(updated, workers=(pair[0], pair[1]))
+    if "prefetch" in spec:
+        updated = replace(updated, prefetch=_positive(spec["prefetch"], f"{where}.prefetch"))
+    if "max_tasks_per_child" in spec:
+        value = _positive(spec["max_tasks_per_child"], f"{where}.max_tasks_per_child")
+        updated = replace(updated, max_tasks_per_child=value)
     return updated
+
+
+def _positive(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(f"{where}: must be an integer ≥ 1")
+    return value
 
 
 def _table(data: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:

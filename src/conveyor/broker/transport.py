@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from queue import Empty
@@ -33,7 +34,7 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
 from redis.exceptions import NoScriptError
 
 from conveyor import keys
@@ -44,8 +45,10 @@ LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
 
 # Take the first message of the ordered lists and record it as unacked, atomically,
 # in the same format as kombu's QoS.append (so kombu's restore logic applies).
+# In a worker (ARGV[2] names it) the delivery tag also goes to the worker's held
+# set and the worker to the holders set, for the orphan rescue (conveyor.worker.rescue).
 _FETCH = """
-local n = #KEYS - 2
+local n = #KEYS - 4
 for i = 1, n do
   local item = redis.call('RPOP', KEYS[i])
   if item then
@@ -55,6 +58,10 @@ for i = 1, n do
     redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' ..
       cjson.encode(info['exchange'] or '') .. ',' .. cjson.encode(info['routing_key'] or '') .. ']')
     redis.call('ZADD', KEYS[n + 2], ARGV[1], tag)
+    if ARGV[2] ~= '' then
+      redis.call('SADD', KEYS[n + 3], tag)
+      redis.call('SADD', KEYS[n + 4], ARGV[2])
+    end
     return {KEYS[i], item}
   end
 end
@@ -64,15 +71,66 @@ _FETCH_SHA = hashlib.sha1(_FETCH.encode()).hexdigest()
 
 
 class QoS(kombu_redis.QoS):
-    """kombu's QoS, minus the second round trip for messages the fetch script recorded."""
+    """kombu's QoS, minus the second round trip for messages the fetch script recorded.
+
+    In a worker, every delivery tag is also kept in the worker's held set from
+    delivery to ack (in the same round trip as kombu's own bookkeeping), so that
+    the orphan rescue knows which deliveries a dead worker held.
+    """
 
     def append(self, message: Any, delivery_tag: str) -> None:
-        recorded = self.channel._recorded  # type: ignore[attr-defined]
+        channel = self.channel
+        recorded = channel._recorded  # type: ignore[attr-defined]
         if delivery_tag in recorded:
             recorded.discard(delivery_tag)
             virtual.QoS.append(self, message, delivery_tag)
-        else:
+            return
+        worker = channel.conveyor_worker  # type: ignore[attr-defined]
+        if not worker:
             super().append(message, delivery_tag)
+            return
+        delivery = message.delivery_info
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
+            pipe.hset(
+                self.unacked_key,
+                delivery_tag,
+                dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
+            )
+            pipe.sadd(keys.worker_held(worker), delivery_tag)
+            pipe.sadd(keys.HOLDERS, worker)
+            pipe.execute()
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
+        pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
+        worker = self.channel.conveyor_worker  # type: ignore[attr-defined]
+        if worker:
+            pipe.srem(keys.worker_held(worker), delivery_tag)
+        return pipe
+
+    def held_tags(self) -> list[str]:
+        """The delivery tags this channel holds unacknowledged (safe from another thread)."""
+        for _ in range(3):
+            try:
+                return list(self._delivered or ())
+            except RuntimeError:  # changed size during iteration: read again
+                continue
+        return []
+
+
+#: The consuming channels of this process (read by the worker's lease renewal).
+_channels: weakref.WeakSet[Channel] = weakref.WeakSet()
+
+
+def held_tags() -> list[str]:
+    """Delivery tags held unacknowledged by this process's consuming channels."""
+    tags: list[str] = []
+    for channel in list(_channels):
+        qos = channel.__dict__.get("_qos")
+        if qos is not None and not channel.closed:
+            tags.extend(qos.held_tags())
+    return tags
 
 
 class Channel(kombu_redis.Channel):
@@ -84,7 +142,13 @@ class Channel(kombu_redis.Channel):
     priority_steps = list(LEVELS)
     sep = keys.PRIORITY_SEP
     queue_priorities: dict[str, int] = {}
-    from_transport_options = (*kombu_redis.Channel.from_transport_options, "queue_priorities")
+    #: The worker's name (the ``conveyor_worker`` transport option), in a worker only.
+    conveyor_worker = ""
+    from_transport_options = (
+        *kombu_redis.Channel.from_transport_options,
+        "queue_priorities",
+        "conveyor_worker",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._fetch_cache: dict[tuple[str, ...], list[str]] = {}
@@ -94,6 +158,8 @@ class Channel(kombu_redis.Channel):
         self._backlog = True
         self._in_fetch = False
         super().__init__(*args, **kwargs)
+        if self.conveyor_worker:
+            _channels.add(self)
 
     def priority(self, n: Any) -> int:
         """Clamp ``n`` to a level (every level is its own list)."""
@@ -134,8 +200,15 @@ class Channel(kombu_redis.Channel):
         lists = self._fetch_order(queues)
         self._in_fetch = self._backlog and not self.global_keyprefix
         if self._in_fetch:
-            keys_ = [*lists, self.unacked_key, self.unacked_index_key]
-            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time()]
+            worker = self.conveyor_worker
+            keys_ = [
+                *lists,
+                self.unacked_key,
+                self.unacked_index_key,
+                keys.worker_held(worker or "-"),
+                keys.HOLDERS,
+            ]
+            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time(), worker]
         else:
             command_args = ["BRPOP", *lists, timeout or 0]
         self._in_poll = self.client.connection

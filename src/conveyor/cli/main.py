@@ -39,6 +39,10 @@ def _register() -> None:
     jobs.register(cli)
     info.register(cli)
     bench.register(cli)
+    __import__("conveyor.cli.workers", fromlist=["register"]).register(cli)
+    __import__("conveyor.cli.store", fromlist=["register"]).register(cli)
+    __import__("conveyor.cli.api", fromlist=["register"]).register(cli)
+    __import__("conveyor.cli.dlq", fromlist=["register"]).register(cli)
 
 
 def exit_code_for(exc: ConveyorError) -> int:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.common import console, get_app
+from conveyor.scaling.stack import hand_to_manager
 from conveyor.settings import Settings, mask_url
 from conveyor.supervisor import Stack, plan_services, plan_workers
 from conveyor.topology import load_topology
@@ -25,6 +26,8 @@ def up(
     grace: float = typer.Option(
         30.0, "--grace", min=0, help="Seconds running jobs get to finish on Ctrl-C."
     ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the HTTP API binds."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port of the HTTP API."),
 ) -> None:
     """Start the whole stack: the broker (embedded unless configured) and the workers."""
     settings = Settings.load()
@@ -38,7 +41,14 @@ def up(
             )
         sizes[name] = int(value)
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
-    stack = Stack(settings, plan_workers(topology, chosen, sizes), plan_services(settings))
+    workers, services = hand_to_manager(
+        settings,
+        topology,
+        plan_workers(topology, chosen, sizes),
+        plan_services(settings, host, port),
+        grace,
+    )
+    stack = Stack(settings, workers, services)
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -75,6 +85,12 @@ def _print_stack(stack: Stack) -> None:
     console.print(table)
     for service, pid, log_path in stack.service_processes():
         console.print(f"{service.name}: pid {pid}, log {log_path}")
+        if service.name == "api":
+            host, port = service.argv[2], service.argv[4]
+            console.print(
+                f"  HTTP API: http://{host}:{port}/docs — it needs a key; make one with\n"
+                "  .venv/bin/conveyor keys create --tenant default --scopes submit,read"
+            )
     console.print(
         "In another terminal (same directory):\n"
         '  .venv/bin/conveyor submit diag.sleep --payload \'{"seconds": 3, "steps": 6}\' --wait\n'
@@ -92,6 +108,13 @@ def worker(
         None, "--queues", "-Q", help="Override the profile's queues."
     ),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+    gpus: str | None = typer.Option(
+        None, "--gpus", help="'all' or GPU indices (0,1): one worker process per GPU."
+    ),
+    prefetch: int | None = typer.Option(None, "--prefetch", min=1, help="Prefetch multiplier."),
+    max_tasks_per_child: int | None = typer.Option(
+        None, "--max-tasks-per-child", min=1, help="Replace a pool process after N jobs."
+    ),
 ) -> None:
     """Run one worker for a profile in the foreground."""
     from conveyor.worker.process import run_worker
@@ -103,6 +126,25 @@ def worker(
     )
     app = get_app()
     app.check_broker()
+    if gpus is not None:
+        from conveyor.monitor.gpu import detect_gpus
+        from conveyor.worker.gpu import run_per_gpu, select_gpus
+
+        indices = select_gpus(gpus, detect_gpus())
+        app.topology.profile(profile)
+        passed = [
+            f"--{k}={v}"
+            for k, v in (
+                ("concurrency", concurrency),
+                ("pool", pool),
+                ("queues", queues),
+                ("loglevel", loglevel),
+                ("prefetch", prefetch),
+                ("max-tasks-per-child", max_tasks_per_child),
+            )
+            if v is not None
+        ]
+        raise typer.Exit(run_per_gpu(passed, profile, indices))
     selected = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     run_worker(
         app,
@@ -112,6 +154,8 @@ def worker(
         pool=pool,
         queues=selected,
         loglevel=loglevel.upper(),
+        prefetch=prefetch,
+        max_tasks_per_child=max_tasks_per_child,
     )
 
 

@@ -12,12 +12,41 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
+from celery.exceptions import Reject, TimeLimitExceeded
 
 from conveyor.jobs import JobDefinition
-from conveyor.worker.executor import Execution
+from conveyor.worker.executor import BROKER_DOWN, Execution, record_hard_time_limit
+from conveyor.worker.gpu import refuse_without_gpu
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+
+
+class JobTask(Task):  # type: ignore[type-arg]
+    """The base of every job type's Celery task.
+
+    ``conveyor_app`` and ``conveyor_definition`` are set per task by :func:`register`.
+    """
+
+    conveyor_app: Conveyor
+    conveyor_definition: JobDefinition
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Record a hard time limit as a failed attempt.
+
+        The job function never raises into Celery (the executor records its
+        failures), so the one failure that arrives here is the pool process
+        killed at its hard limit: Celery calls this in the worker's main process
+        (``Request.on_timeout``), after which it acknowledges the message.
+        """
+        if not isinstance(exc, TimeLimitExceeded):
+            return
+        payload = args[0] if args else None
+        meta = dict((kwargs or {}).get("meta") or {})
+        meta.setdefault("queue", self.conveyor_app.queue_for(self.conveyor_definition))
+        record_hard_time_limit(
+            self.conveyor_app, self.conveyor_definition, task_id, payload, meta, exc
+        )
 
 
 def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> None:
@@ -30,7 +59,14 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
         info.setdefault("queue", delivery.get("routing_key"))
         info.setdefault("priority", delivery.get("priority"))
         worker = request.hostname or socket.gethostname()
-        Execution(app, definition, str(request.id), payload, info, worker).run()
+        if refuse_without_gpu(app, definition, str(request.id), payload, info):
+            return
+        try:
+            Execution(app, definition, str(request.id), payload, info, worker).run()
+        except BROKER_DOWN as exc:
+            # The broker went away under the job (its outcome could not be recorded):
+            # hand the message back rather than let Celery acknowledge it as done.
+            raise Reject(f"broker unreachable: {exc}", requeue=True) from None
 
     run.__name__ = run.__qualname__ = definition.name.replace(".", "_")
     options: dict[str, Any] = {
@@ -40,6 +76,12 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
         "acks_late": True,
         "reject_on_worker_lost": True,
         "ignore_result": True,
+        # Not shared: Celery would register a shared task on every Celery app made
+        # later in the process, each then running the first Conveyor app's closure.
+        "shared": False,
+        "base": JobTask,
+        "conveyor_app": app,
+        "conveyor_definition": definition,
     }
     if definition.time_limit is not None:
         options["time_limit"] = definition.time_limit

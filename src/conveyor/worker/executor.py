@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from celery.exceptions import SoftTimeLimitExceeded
+import redis
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.utils.encoding import safe_repr
 from pydantic import BaseModel
 
@@ -16,12 +18,15 @@ from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
 from conveyor.errors import JobCancelled, PayloadInvalid, PermanentError, TransientError
 from conveyor.events import TERMINAL, new_event
-from conveyor.jobs import JobContext, JobDefinition, backoff_delay
+from conveyor.jobs import JobContext, JobDefinition, backoff_delay, remove_job_tempdirs
+from conveyor.worker.deadletter import send_dead_letter
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
 log = logging.getLogger("conveyor.worker")
+
+T = TypeVar("T")
 
 
 class Execution:
@@ -46,6 +51,9 @@ class Execution:
         self.queue = str(meta.get("queue") or app.queue_for(definition))
         self.priority = meta.get("priority")
         self.deliveries = 0
+        #: Where the job runs: "cpu" when forced (a GPU out-of-memory retry), else "cuda"
+        #: for a job that uses a GPU on a worker that has one.
+        self.device = str(meta.get("device") or _default_device(definition))
         self.writer = app.event_writer()
         self.celery_events = app.celery_events
 
@@ -70,7 +78,12 @@ class Execution:
         """Write a progress event; False when the job was cancelled meanwhile."""
         event = self._event("progress", progress=percent, stage=stage, message=message)
         fields = {"progress": percent, "stage": stage or "", "message": message or ""}
-        outcome = self.writer.emit(event, fields=fields)
+        try:
+            outcome = self.writer.emit(event, fields=fields)
+        except BROKER_DOWN as exc:
+            # Progress is best effort: a broker restart must not fail the job itself.
+            log.warning("job %s: progress not recorded (broker unreachable: %s)", self.job_id, exc)
+            return True
         return outcome.applied or outcome.status != "cancelled"
 
     def is_cancelled(self) -> bool:
@@ -80,8 +93,83 @@ class Execution:
 
     # --------------------------------------------------------------- execution
 
+    def _retry_on_cpu(self, exc: BaseException) -> bool:
+        """A ``gpu="prefer"`` job that ran out of GPU memory runs again on CPU at once.
+
+        The retry is the next attempt (``ctx.device == "cpu"``, recorded in the job's
+        state); a CPU run that fails then follows the job's retry policy.
+        """
+        if self.definition.gpu != "prefer" or self.device == "cpu" or not is_gpu_oom(exc):
+            return False
+        message = f"GPU out of memory on {self.device}: retrying on CPU ({exc})"
+        now = time.time()
+        spec = self.app.submission_spec(
+            self.definition,
+            self.job_id,
+            self.payload,
+            queue=self.queue,
+            priority=self.priority,
+            attempt=self.attempt + 1,
+            created_at=self.meta.get("created_at"),
+            due_at=now,
+            time_limit=self.meta.get("time_limit"),
+            soft_time_limit=self.meta.get("soft_time_limit"),
+        )
+        spec["device"] = "cpu"
+        pipe = self.writer.client.pipeline(transaction=True)
+        schedule(pipe, self.job_id, now, spec)
+        self.writer.emit(
+            self._event(
+                "retrying",
+                error_type=type(exc).__name__,
+                error_message=message,
+                retry_in_s=0.0,
+                device="cpu",
+            ),
+            fields={"error_type": type(exc).__name__, "error_message": message, "due_at": now},
+            client=pipe,
+        )
+        pipe.execute()
+        log.warning("job %s: %s", self.job_id, message)
+        return True
+
+    def _rate_limited(self) -> bool:
+        """Take a slot of the job type's shared rate limit; if none is free, put the job
+        back on the delayed set for when one is (same attempt: no retry is used)."""
+        rate = self.definition.rate_limit
+        if not rate:
+            return False
+        wait = self.app.rate_limiter.acquire(self.definition.name, rate, self.job_id)
+        if not wait:  # 0: a slot is ours; None: the job is finished (the start refuses it)
+            return False
+        due_at = time.time() + wait
+        spec = self.app.submission_spec(
+            self.definition,
+            self.job_id,
+            self.payload,
+            queue=self.queue,
+            priority=self.priority,
+            attempt=self.attempt,
+            created_at=self.meta.get("created_at"),
+            due_at=due_at,
+            time_limit=self.meta.get("time_limit"),
+            soft_time_limit=self.meta.get("soft_time_limit"),
+        )
+        pipe = self.writer.client.pipeline(transaction=True)
+        schedule(pipe, self.job_id, due_at, spec)
+        self.writer.emit(
+            self._event("scheduled", due_at=due_at, message=f"rate limited ({rate})"),
+            fields={"due_at": due_at},
+            client=pipe,
+        )
+        pipe.execute()
+        log.info("job %s rate limited (%s); back in %.2fs", self.job_id, rate, wait)
+        return True
+
     def run(self) -> Any:
         """Run this delivery to its end; never raises for a job's own failure."""
+        if self._rate_limited():
+            return None
         started_at = time.time()
         start = self.writer.emit(
             self._event("started"),
@@ -92,6 +180,7 @@ class Execution:
                 "worker": self.worker,
                 "started_at": started_at,
                 "created_at": self.meta.get("created_at"),
+                "device": self.device,
             },
             mode="start",
             celery=[
@@ -124,16 +213,27 @@ class Execution:
         except JobCancelled:
             log.info("job %s stopped: cancelled", self.job_id)
             return None
+        except (SystemExit, KeyboardInterrupt):
+            # The process is being stopped under the job (SIGTERM after the hard time
+            # limit, a cold shutdown): not the job's failure. The main process records
+            # a hard limit; otherwise the unacknowledged message is delivered again.
+            raise
         except BaseException as exc:
             for mw in reversed(middleware):
                 mw.on_error(ctx, exc)
+            if self._retry_on_cpu(exc):
+                return None
             self._handle_error(exc, started_at)
             if not isinstance(exc, Exception):
                 raise
             return None
+        finally:
+            remove_job_tempdirs(self.job_id)
         finished_at = time.time()
         value = _jsonable(result)
-        self.writer.emit(
+        # The result exists only here: ride out a broker restart rather than lose it.
+        with_broker_retries(
+            self.writer.emit,
             self._event("succeeded", result=value, runtime_s=finished_at - started_at),
             fields={
                 "result": value,
@@ -155,13 +255,13 @@ class Execution:
     def _is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, PermanentError | PayloadInvalid):
             return False
-        if isinstance(exc, TransientError | SoftTimeLimitExceeded):
+        if isinstance(exc, TransientError | SoftTimeLimitExceeded | TimeLimitExceeded):
             return True
         return isinstance(exc, self.definition.transient)
 
     def _handle_error(self, exc: BaseException, started_at: float) -> None:
         error_type = type(exc).__name__
-        message = str(exc) or error_type
+        message = _error_message(exc)
         trace = "".join(traceback.format_exception(exc))
         retries = self.app.retries_for(self.definition)
         finished_at = time.time()
@@ -169,7 +269,10 @@ class Execution:
             schedule_ = self.definition.backoff
             if schedule_ is None:
                 schedule_ = self.app.settings.default_backoff_s
-            delay = backoff_delay(schedule_, self.attempt, self.app.settings.backoff_max_s)
+            settings = self.app.settings
+            delay = backoff_delay(
+                schedule_, self.attempt, settings.backoff_max_s, settings.backoff_jitter
+            )
             due_at = finished_at + delay
             spec = self.app.submission_spec(
                 self.definition,
@@ -180,6 +283,8 @@ class Execution:
                 attempt=self.attempt + 1,
                 created_at=self.meta.get("created_at"),
                 due_at=due_at,
+                time_limit=self.meta.get("time_limit"),
+                soft_time_limit=self.meta.get("soft_time_limit"),
             )
             pipe = self.writer.client.pipeline(transaction=True)
             schedule(pipe, self.job_id, due_at, spec)
@@ -210,13 +315,17 @@ class Execution:
                 delay,
             )
             return
+        # The failed event carries everything the recorder files as the dead letter.
         self.writer.emit(
             self._event(
                 "failed",
+                priority=self.priority,
+                payload=self.payload,
                 error_type=error_type,
                 error_message=message,
                 traceback=trace,
                 runtime_s=finished_at - started_at,
+                failed_at=finished_at,
             ),
             fields={
                 "error_type": error_type,
@@ -227,9 +336,115 @@ class Execution:
             celery=[self._celery("task-failed", exception=safe_repr(exc), traceback=trace)],
         )
         log.error("job %s failed (%s: %s)", self.job_id, error_type, message)
+        send_dead_letter(
+            self.app,
+            {
+                "job_id": self.job_id,
+                "type": self.definition.name,
+                "queue": self.queue,
+                "priority": self.priority,
+                "error_type": error_type,
+                "error_message": message,
+                "attempt": self.attempt,
+                "deliveries": self.deliveries,
+                "worker": self.worker,
+                "failed_at": finished_at,
+            },
+        )
+
+
+def _error_message(exc: BaseException) -> str:
+    """The error's message; billiard's time-limit exceptions get a readable one."""
+    if isinstance(exc, TimeLimitExceeded | SoftTimeLimitExceeded):
+        kind = "hard" if isinstance(exc, TimeLimitExceeded) else "soft"
+        arg = exc.args[0] if exc.args else None
+        if isinstance(arg, str):
+            return arg
+        within = f" ({arg:g}s)" if isinstance(arg, int | float) else ""
+        if kind == "hard":
+            return f"hard time limit{within} exceeded; the job's process was killed and replaced"
+        return f"soft time limit{within} exceeded"
+    return str(exc) or type(exc).__name__
+
+
+def is_gpu_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is a GPU out-of-memory error (torch, CUDA, cuDNN, JAX/XLA…).
+
+    Told by class name and message, so no GPU library needs importing.
+    """
+    name = type(exc).__name__
+    text = str(exc).lower()
+    if name in ("OutOfMemoryError", "CudaOutOfMemoryError", "GPUOutOfMemoryError"):
+        return "cpu" not in text or "cuda" in text
+    return "out of memory" in text and any(w in text for w in ("cuda", "gpu", "cudnn", "hip"))
+
+
+def _default_device(definition: JobDefinition) -> str:
+    from conveyor.worker import gpu
+
+    if definition.gpu != "none" and gpu.WORKER_GPUS:
+        return "cuda"
+    return "cpu"
+
+
+#: Errors that mean the broker is unreachable (restarting, network down).
+BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
+#: How long a state write that must not be lost keeps retrying through a broker outage.
+BROKER_RETRY_S = 60.0
+
+
+def with_broker_retries(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``func``, retrying with backoff while the broker is unreachable (up to a minute).
+
+    The state-change script is safe to repeat: a change that was applied before its
+    reply was lost is refused the second time as stale.
+    """
+    deadline = time.monotonic() + BROKER_RETRY_S
+    pause = 0.2
+    while True:
+        try:
+            return func(*args, **kwargs)
+        except BROKER_DOWN as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("broker unreachable (%s); retrying in %.1fs", exc, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return value
+
+
+def record_hard_time_limit(
+    app: Conveyor,
+    definition: JobDefinition,
+    job_id: str,
+    payload: Any,
+    meta: dict[str, Any],
+    exc: BaseException,
+) -> None:
+    """Record a delivery killed at its hard time limit as a failed attempt.
+
+    Runs in the worker's main process (Celery calls the task's ``on_failure``
+    there once billiard has killed the pool process). The killed process wrote
+    nothing, so the worker and the delivery count come from the live state; the
+    attempt then takes the same path as any failure: retried with backoff while
+    retries remain, else failed and dead-lettered. The job's temporary
+    directories are removed here, since the killed process could not.
+    """
+    try:
+        live = cast(dict[bytes, bytes], app.redis.hgetall(keys.job(job_id)))
+        state = {k.decode(): v.decode() for k, v in live.items()}
+        execution = Execution(
+            app, definition, job_id, payload, meta, state.get("worker") or "unknown"
+        )
+        execution.deliveries = int(state.get("deliveries") or 0)
+        started_at = float(state.get("started_at") or time.time())
+        remove_job_tempdirs(job_id)
+        execution._handle_error(exc, started_at)
+    except Exception:
+        log.exception("job %s: could not record its hard time limit", job_id)

@@ -13,8 +13,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import redis
 from redis.typing import EncodableT, FieldT
@@ -39,6 +41,11 @@ class WorkerInfo:
     host: str
     started_at: float
     last_heartbeat: float
+    #: Jobs running now, jobs taken since start, memory of the process tree, GPU(s).
+    active: int = 0
+    processed: int = 0
+    rss_bytes: int = 0
+    gpu: str = ""
 
 
 class Heartbeat:
@@ -52,8 +59,24 @@ class Heartbeat:
         queues: list[str],
         concurrency: int,
         interval_s: float,
+        *,
+        on_beat: Callable[[Any], None] | None = None,
+        after_beat: Callable[[], Any] | None = None,
+        on_failure: Callable[[], None] | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
+        beat_file: Path | None = None,
     ) -> None:
         self.client = client
+        #: Fields that change (active jobs, processed count, RSS), read at each beat.
+        self.status = status
+        #: A file touched at each beat that reached the broker (for liveness probes).
+        self.beat_file = beat_file
+        #: Adds commands to the heartbeat's pipeline (the lease renewal).
+        self.on_beat = on_beat
+        #: Runs after each heartbeat that reached the broker (the orphan rescue).
+        self.after_beat = after_beat
+        #: Runs after each heartbeat that did not.
+        self.on_failure = on_failure
         self.name = name
         self.interval_s = interval_s
         self.description: dict[FieldT, EncodableT] = {
@@ -72,17 +95,30 @@ class Heartbeat:
         """Write the description and renew the heartbeat (one round trip)."""
         ttl = max(1, int(self.interval_s * MISSED_BEATS) + 1)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(keys.worker(self.name), mapping=self.description)
+        mapping = dict(self.description)
+        if self.status is not None:
+            mapping.update(self.status())
+        pipe.hset(keys.worker(self.name), mapping=mapping)
         pipe.expire(keys.worker(self.name), ttl)
         pipe.zadd(keys.WORKERS, {self.name: time.time()})
+        if self.on_beat is not None:
+            self.on_beat(pipe)
         pipe.execute()
+        if self.beat_file is not None:
+            touch(self.beat_file)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
                 self.beat()
+                if self.after_beat is not None:
+                    self.after_beat()
             except redis.RedisError as exc:
                 log.warning("heartbeat of %s failed: %s", self.name, exc)
+                if self.on_failure is not None:
+                    self.on_failure()
+            except Exception:  # a bug in a hook must not stop the heartbeat
+                log.exception("heartbeat of %s: hook failed", self.name)
 
     def start(self) -> None:
         """Register now and keep the heartbeat going in a daemon thread."""
@@ -131,6 +167,21 @@ def live_workers(client: redis.Redis, interval_s: float) -> list[WorkerInfo]:
                 host=data.get("host", "?"),
                 started_at=float(data.get("started_at", 0)),
                 last_heartbeat=float(beat),
+                active=int(data.get("active", 0)),
+                processed=int(data.get("processed", 0)),
+                rss_bytes=int(data.get("rss_bytes", 0)),
+                gpu=data.get("gpu", ""),
             )
         )
     return found
+
+
+def touch(path: Path) -> None:
+    """Set ``path``'s modification time to now, creating it (and its folder) if needed."""
+    try:
+        path.touch()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        log.warning("could not touch heartbeat file %s: %s", path, exc)

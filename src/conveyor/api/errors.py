@@ -1,0 +1,123 @@
+"""The one place where Conveyor's error tree becomes HTTP status codes.
+
+=========================  ======  ============================================
+error                      status  body
+=========================  ======  ============================================
+``PayloadInvalid``         422     ``detail`` + ``errors`` (field, message, type)
+``UnknownJobType``         422     ``detail`` + ``known_types``
+``InvalidSubmission``      422     ``detail``
+``NotFound``               404     ``detail``
+``Conflict``               409     ``detail``
+``Unauthenticated``        401     ``detail`` (+ ``WWW-Authenticate: Bearer``)
+``PermissionDenied``       403     ``detail``
+``RateLimited``            429     ``detail`` (+ ``Retry-After``)
+``BrokerError``            503     ``detail``
+``StoreError``             503     ``detail``
+``JobTimeoutError``        504     ``detail``
+any other ConveyorError    500     ``detail``
+=========================  ======  ============================================
+
+FastAPI's own request validation errors are answered 422 in the same shape
+(``detail`` + ``errors``) so clients parse one format.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from conveyor.errors import (
+    BrokerError,
+    Conflict,
+    ConveyorError,
+    InvalidSubmission,
+    JobTimeoutError,
+    NotFound,
+    PayloadInvalid,
+    PermissionDenied,
+    RateLimited,
+    StoreError,
+    Unauthenticated,
+    UnknownJobType,
+)
+
+#: (error class, status), most specific first: the first match wins.
+STATUS: tuple[tuple[type[ConveyorError], int], ...] = (
+    (UnknownJobType, 422),
+    (InvalidSubmission, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (RateLimited, 429),
+    (BrokerError, 503),
+    (StoreError, 503),
+    (JobTimeoutError, 504),
+)
+
+
+def status_for(exc: ConveyorError) -> int:
+    """The HTTP status an error maps to."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(exc: ConveyorError) -> dict[str, Any]:
+    """The JSON body for an error."""
+    body: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, PayloadInvalid) and exc.job_type != "batch":
+        body["errors"] = [dict(e, field=f"payload.{e['field']}".rstrip(".")) for e in exc.errors]
+    elif isinstance(getattr(exc, "errors", None), list):
+        body["errors"] = exc.errors  # type: ignore[attr-defined]
+    if isinstance(exc, UnknownJobType):
+        body["known_types"] = exc.known
+    return body
+
+
+def error_response(exc: ConveyorError) -> JSONResponse:
+    """The response for an error (status, body and headers)."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return JSONResponse(error_body(exc), status_code=status_for(exc), headers=headers)
+
+
+async def _conveyor_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ConveyorError)
+    return error_response(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+            "message": str(err.get("msg", "invalid")),
+            "type": str(err.get("type", "value_error")),
+        }
+        for err in exc.errors()
+    ]
+    return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers or None
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(ConveyorError, _conveyor_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

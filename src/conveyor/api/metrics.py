@@ -1,0 +1,235 @@
+"""``GET /metrics``: Prometheus text format, with celery-exporter's names where they mean the same.
+
+So the celery-mixin dashboards and alerts work unchanged:
+
+- ``celery_task_sent_total``, ``celery_task_started_total``,
+  ``celery_task_succeeded_total``, ``celery_task_failed_total`` (+ ``exception``),
+  ``celery_task_retried_total``, ``celery_task_revoked_total`` —
+  labels ``name``, ``hostname``, ``queue_name``;
+- ``celery_task_runtime`` (histogram, seconds) — ``name``, ``hostname``, ``queue_name``;
+- ``celery_queue_length{queue_name}`` — summed over the queue's priority lists,
+  which exporters that read one list miss; ``celery_worker_up{hostname}``;
+  ``celery_active_consumer_count{queue_name}``.
+
+Conveyor's own: ``conveyor_queue_length{queue,priority}`` (per level),
+``conveyor_jobs_delayed``, ``conveyor_jobs_reserved``, ``conveyor_workers{profile}``,
+``conveyor_job_events_total{type,event}``, ``conveyor_job_wait_seconds`` (histogram),
+``conveyor_recorder_lag`` (stream entries not yet in the store).
+
+Counters count the events this API process read since it started (Prometheus'
+``rate()`` handles the reset on restart). Scrape one API replica for them: each
+replica counts every event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from conveyor.api.context import ApiContext
+from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
+from conveyor.worker.registry import live_workers
+
+log = logging.getLogger("conveyor.api")
+
+RUNTIME_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    float("inf"),
+)
+
+_TASK_LABELS = ("name", "hostname", "queue_name")
+
+
+class EventMetrics:
+    """Counters and histograms fed by the event hub."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, (*_TASK_LABELS, *extra), registry=registry)
+
+        self.sent = counter("celery_task_sent", "Tasks sent (submitted or re-queued).")
+        self.started = counter("celery_task_started", "Tasks started by a worker.")
+        self.succeeded = counter("celery_task_succeeded", "Tasks that succeeded.")
+        self.failed = counter("celery_task_failed", "Tasks that failed.", ("exception",))
+        self.retried = counter("celery_task_retried", "Tasks scheduled for a retry.")
+        self.revoked = counter("celery_task_revoked", "Tasks cancelled.")
+        self.runtime = Histogram(
+            "celery_task_runtime",
+            "Task run time in seconds.",
+            _TASK_LABELS,
+            buckets=RUNTIME_BUCKETS,
+            registry=registry,
+        )
+        self.events = Counter(
+            "conveyor_job_events",
+            "Job events read from the event stream, by job type and event.",
+            ("type", "event"),
+            registry=registry,
+        )
+        self.wait = Histogram(
+            "conveyor_job_wait_seconds",
+            "Seconds from submission (or due time) to a worker starting the job.",
+            ("type", "queue"),
+            buckets=RUNTIME_BUCKETS,
+            registry=registry,
+        )
+        self._created: dict[str, float] = {}
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Count one event."""
+        kind = str(event.get("type", ""))
+        name = str(event.get("job_type", ""))
+        queue = str(event.get("queue", ""))
+        host = str(event.get("worker") or "")
+        labels = (name, host, queue)
+        self.events.labels(name, kind).inc()
+        if kind == "queued":
+            self.sent.labels(*labels).inc()
+            ts = event.get("ts")
+            if isinstance(ts, int | float) and len(self._created) < 100_000:
+                self._created[str(event.get("job_id"))] = float(ts)
+        elif kind == "scheduled":
+            self.sent.labels(*labels).inc()
+        elif kind == "started":
+            self.started.labels(*labels).inc()
+            queued_at = self._created.pop(str(event.get("job_id")), None)
+            ts = event.get("ts")
+            if queued_at is not None and isinstance(ts, int | float):
+                self.wait.labels(name, queue).observe(max(0.0, float(ts) - queued_at))
+        elif kind == "succeeded":
+            self.succeeded.labels(*labels).inc()
+            runtime = event.get("runtime_s")
+            if isinstance(runtime, int | float):
+                self.runtime.labels(*labels).observe(float(runtime))
+        elif kind == "failed":
+            self.failed.labels(*labels, str(event.get("error_type") or "")).inc()
+            runtime = event.get("runtime_s")
+            if isinstance(runtime, int | float):
+                self.runtime.labels(*labels).observe(float(runtime))
+        elif kind == "retrying":
+            self.retried.labels(*labels).inc()
+        elif kind == "cancelled":
+            self.revoked.labels(*labels).inc()
+            self._created.pop(str(event.get("job_id")), None)
+
+
+class BrokerCollector(Collector):
+    """Gauges read from the broker (and the store's recorder lag) at scrape time."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        """Read queue lengths, workers and the recorder lag."""
+        app = self.ctx.app
+        client = app.redis
+        celery_len = GaugeMetricFamily(
+            "celery_queue_length",
+            "Messages waiting in a queue (all priority levels).",
+            labels=["queue_name"],
+        )
+        level_len = GaugeMetricFamily(
+            "conveyor_queue_length",
+            "Messages waiting in a queue at one priority level.",
+            labels=["queue", "priority"],
+        )
+        consumers = GaugeMetricFamily(
+            "celery_active_consumer_count",
+            "Worker processes consuming a queue.",
+            labels=["queue_name"],
+        )
+        worker_up = GaugeMetricFamily(
+            "celery_worker_up", "1 while the worker's heartbeat is recent.", labels=["hostname"]
+        )
+        by_profile = GaugeMetricFamily(
+            "conveyor_workers", "Live workers by profile.", labels=["profile"]
+        )
+        try:
+            depths = queue_depths(client, app.topology)
+            workers = live_workers(client, app.settings.heartbeat_s)
+            delayed = delayed_count(client)
+            reserved = reserved_count(client)
+        except Exception as exc:  # the broker is down: export what says so
+            log.warning("metrics: broker unreachable: %s", exc)
+            up = GaugeMetricFamily("conveyor_broker_up", "1 when the broker answers.")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("conveyor_broker_up", "1 when the broker answers.")
+        up.add_metric([], 1)
+        yield up
+        for depth in depths:
+            celery_len.add_metric([depth.name], depth.total)
+            for level, count in sorted(depth.levels.items()):
+                level_len.add_metric([depth.name, str(level)], count)
+            consumers.add_metric(
+                [depth.name], sum(w.concurrency for w in workers if depth.name in w.queues)
+            )
+        profiles: dict[str, int] = {}
+        for worker in workers:
+            worker_up.add_metric([worker.name], 1)
+            profiles[worker.profile] = profiles.get(worker.profile, 0) + 1
+        for profile in sorted(self.ctx.app.topology.profiles):
+            by_profile.add_metric([profile], profiles.get(profile, 0))
+        yield from (celery_len, level_len, consumers, worker_up, by_profile)
+        gauge = GaugeMetricFamily("conveyor_jobs_delayed", "Jobs waiting for their due time.")
+        gauge.add_metric([], delayed)
+        yield gauge
+        gauge = GaugeMetricFamily(
+            "conveyor_jobs_reserved", "Messages delivered to workers, not yet acknowledged."
+        )
+        gauge.add_metric([], reserved)
+        yield gauge
+        lag = recorder_lag(self.ctx)
+        if lag is not None:
+            gauge = GaugeMetricFamily(
+                "conveyor_recorder_lag", "Events in the stream not yet recorded in the store."
+            )
+            gauge.add_metric([], lag)
+            yield gauge
+
+
+def recorder_lag(ctx: ApiContext) -> int | None:
+    """Events the recorder has yet to store, or None when that cannot be told."""
+    try:
+        from conveyor.store.recorder import recorder_lag as lag_of
+    except ImportError:
+        return None
+    try:
+        value = lag_of(ctx.app.redis)
+    except Exception as exc:  # no consumer group yet, broker down…
+        log.debug("recorder lag unavailable: %s", exc)
+        return None
+    return None if value is None else int(value)
+
+
+def build_registry(ctx: ApiContext) -> tuple[CollectorRegistry, EventMetrics]:
+    """A registry with the event counters and the broker collector."""
+    # ``*_created`` series double every counter's lines and no dashboard reads them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry(auto_describe=False)
+    metrics = EventMetrics(registry)
+    registry.register(BrokerCollector(ctx))
+    return registry, metrics

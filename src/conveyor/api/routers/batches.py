@@ -1,0 +1,58 @@
+"""``/api/v1/batches``: submit many jobs at once, follow them as one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from conveyor import batches
+from conveyor.api.deps import Context, Reader, Submitter
+from conveyor.api.routers.jobs import UUID_PATTERN
+from conveyor.api.schemas import Batch, BatchSubmission
+from conveyor.api.service import scoped_idempotency_key
+from conveyor.errors import NotFound
+
+router = APIRouter(prefix="/batches", tags=["batches"])
+
+BatchId = Annotated[str, Path(pattern=UUID_PATTERN)]
+
+
+def _out(counts: batches.BatchCounts) -> Batch:
+    return Batch(
+        id=counts.id,
+        tenant=counts.tenant,
+        created_at=counts.created_at,
+        total=counts.total,
+        queued=counts.queued,
+        running=counts.running,
+        succeeded=counts.succeeded,
+        failed=counts.failed,
+        cancelled=counts.cancelled,
+        percent=counts.percent,
+        job_ids=counts.job_ids,
+    )
+
+
+@router.post("", status_code=202, response_model=Batch)
+def submit_batch(body: BatchSubmission, ctx: Context, principal: Submitter) -> Batch:
+    """Validate every job (422 lists each problem as ``jobs.N.…``), then enqueue them all."""
+    items = []
+    for job in body.jobs:
+        item = job.model_dump(exclude_none=True)
+        if job.idempotency_key:
+            item["idempotency_key"] = scoped_idempotency_key(principal, job.idempotency_key)
+        items.append(item)
+    batches.validate_all(ctx.app, items)
+    ctx.limiter.hit(principal.key_id, cost=len(items))
+    batch_id, _ = batches.submit_batch(ctx.app, items, tenant=principal.tenant)
+    return _out(batches.batch_counts(ctx.app, batch_id))
+
+
+@router.get("/{batch_id}", response_model=Batch)
+def get_batch(batch_id: BatchId, ctx: Context, principal: Reader) -> Batch:
+    """A batch's counts: total, queued, running, succeeded, failed, cancelled, percent."""
+    counts = batches.batch_counts(ctx.app, batch_id)
+    if not principal.sees(counts.tenant):
+        raise NotFound(f"no batch {batch_id}")
+    return _out(counts)

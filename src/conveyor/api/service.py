@@ -1,0 +1,140 @@
+"""What the job routes do, apart from HTTP: submit, read, list, cancel, retry.
+
+Every read checks the caller's tenant: a job of another tenant is reported as
+missing (404), never as forbidden, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.api.auth import Principal
+from conveyor.api.context import ApiContext
+from conveyor.api.schemas import Job, JobPage, JobResult, JobSubmission
+from conveyor.client import Job as JobHandle
+from conveyor.errors import Conflict, InvalidSubmission, NotFound
+from conveyor.state import JobState
+
+
+def scoped_idempotency_key(principal: Principal, key: str | None) -> str | None:
+    """Idempotency keys are per tenant: another tenant's key never matches."""
+    if key is None:
+        return None
+    return f"{principal.tenant or '_'}/{key}"
+
+
+def submit(
+    ctx: ApiContext, principal: Principal, body: JobSubmission, batch_id: str | None = None
+) -> Job:
+    """Validate and enqueue one job for the caller's tenant."""
+    handle = ctx.app.submit(
+        body.type,
+        body.payload,
+        priority=body.priority,
+        queue=body.queue,
+        delay=body.delay,
+        eta=body.eta,
+        idempotency_key=scoped_idempotency_key(principal, body.idempotency_key),
+        tenant=principal.tenant,
+        batch_id=batch_id,
+        tags=body.tags or None,
+    )
+    return Job(**handle.state().model_dump(), deduplicated=handle.deduplicated)
+
+
+def load_state(ctx: ApiContext, job_id: str) -> JobState | None:
+    """The job's live state, else its state in the store, else None."""
+    try:
+        return JobHandle(ctx.app, job_id).state()
+    except NotFound:
+        pass
+    record = ctx.store().get_job(job_id)
+    if record is None:
+        return None
+    state: JobState = record.to_state()
+    tenant = getattr(record, "tenant", None)
+    if state.tenant is None and tenant is not None:
+        state = state.model_copy(update={"tenant": tenant})
+    return state
+
+
+def visible_state(ctx: ApiContext, principal: Principal, job_id: str) -> JobState:
+    """The job's state if the caller may see it; :class:`NotFound` otherwise."""
+    state = load_state(ctx, job_id)
+    if state is None or not principal.sees(state.tenant):
+        raise NotFound(f"no job {job_id}")
+    return state
+
+
+def get_job(ctx: ApiContext, principal: Principal, job_id: str) -> Job:
+    """One job."""
+    return Job(**visible_state(ctx, principal, job_id).model_dump())
+
+
+def list_jobs(
+    ctx: ApiContext,
+    principal: Principal,
+    *,
+    status: str | None,
+    type: str | None,
+    queue: str | None,
+    since: float | None,
+    limit: int,
+    cursor: str | None,
+) -> JobPage:
+    """A page of the caller's jobs from the store, newest first."""
+    try:
+        records, next_cursor = ctx.store().list_jobs(
+            status=status,
+            type=type,
+            queue=queue,
+            tenant=principal.tenant_filter(),
+            since=since,
+            limit=limit,
+            cursor=cursor,
+        )
+    except ValueError as exc:  # a cursor that is not one of ours
+        raise InvalidSubmission(str(exc)) from None
+    items = []
+    for record in records:
+        state = record.to_state()
+        tenant = getattr(record, "tenant", None)
+        items.append(Job(**state.model_dump(exclude={"tenant"}), tenant=tenant or state.tenant))
+    return JobPage(items=items, next_cursor=next_cursor)
+
+
+def cancel(ctx: ApiContext, principal: Principal, job_id: str) -> tuple[bool, Job]:
+    """Cancel a queued, scheduled or running job; :class:`Conflict` if it already finished."""
+    state = visible_state(ctx, principal, job_id)
+    if state.done:
+        raise Conflict(f"job {job_id} is already {state.status}")
+    cancelled = JobHandle(ctx.app, job_id).cancel()
+    return cancelled, get_job(ctx, principal, job_id)
+
+
+def retry(ctx: ApiContext, principal: Principal, job_id: str) -> Job:
+    """Run a failed job again as a new job linked to it (``replay_of``)."""
+    state = visible_state(ctx, principal, job_id)
+    if state.status != "failed":
+        raise Conflict(f"only a failed job can be retried; job {job_id} is {state.status}")
+    payload: dict[str, Any] = state.payload or {}
+    ctx.limiter.hit(principal.key_id)
+    handle = ctx.app.submit(
+        state.type,
+        payload,
+        priority=state.priority,
+        queue=state.queue,
+        tenant=state.tenant,
+        batch_id=state.batch_id,
+        tags=state.tags or None,
+        replay_of=state.id,
+    )
+    return Job(**handle.state().model_dump())
+
+
+def result(ctx: ApiContext, principal: Principal, job_id: str) -> JobResult:
+    """A succeeded job's result; :class:`Conflict` while it has none."""
+    state = visible_state(ctx, principal, job_id)
+    if state.status != "succeeded":
+        raise Conflict(f"job {job_id} is {state.status}: it has no result")
+    return JobResult(id=state.id, status=state.status, result=state.result)

@@ -1,0 +1,123 @@
+"""``conveyor api`` (serve the HTTP API) and ``conveyor keys`` (manage its API keys)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import typer
+from rich.table import Table
+
+from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.errors import ConfigurationError
+
+keys_cli = typer.Typer(help="Create, list and revoke HTTP API keys.", no_args_is_help=True)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address) only listens on the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(
+                ipaddress.ip_address(info[4][0]).is_loopback
+                for info in socket.getaddrinfo(host, None)
+            )
+        except (OSError, ValueError):
+            return False
+
+
+def api(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    auth: str = typer.Option("on", "--auth", help="on, or off (loopback binds only)."),
+    log_level: str = typer.Option("warning", "--log-level"),
+) -> None:
+    """Serve the HTTP API (FastAPI on uvicorn)."""
+    if auth not in ("on", "off"):
+        raise typer.BadParameter("must be on or off", param_hint="'--auth'")
+    if auth == "off" and not is_loopback(host):
+        raise ConfigurationError(
+            f"--auth off is only allowed on a loopback address (got --host {host}); "
+            "create a key with `conveyor keys create --tenant T --scopes submit,read`"
+        )
+    import uvicorn
+
+    from conveyor.api import create_app
+
+    app = get_app()
+    app.check_broker()
+    asgi = create_app(app, auth=auth == "on")
+    console.print(f"Conveyor API on http://{host}:{port} (auth {auth}); docs at /docs")
+    uvicorn.run(asgi, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@keys_cli.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., "--tenant", help="The tenant the key acts for."),
+    scopes: str = typer.Option("submit,read", "--scopes", help="submit, read, admin."),
+    name: str = typer.Option("", "--name", help="A label for the key."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    from conveyor import apikeys
+    from conveyor.store import open_store
+
+    store = open_store(get_app().settings)
+    store.upgrade()
+    new = apikeys.create_key(store.engine, tenant, scopes.split(","), name)
+    if as_json:
+        print_json({"key": new.secret, **new.info.__dict__})
+        return
+    console.print(f"[bold]{new.secret}[/]")
+    console.print(
+        f"id {new.info.id}, tenant {new.info.tenant}, scopes {','.join(new.info.scopes)}. "
+        "Store it now: it is not shown again."
+    )
+
+
+@keys_cli.command("list")
+def keys_list(
+    tenant: str | None = typer.Option(None, "--tenant"), as_json: bool = JSON_OPTION
+) -> None:
+    """List keys (never their secrets)."""
+    from conveyor import apikeys
+    from conveyor.store import open_store
+
+    store = open_store(get_app().settings)
+    store.upgrade()
+    found = apikeys.list_keys(store.engine, tenant)
+    if as_json:
+        print_json([k.__dict__ for k in found])
+        return
+    table = Table("id", "tenant", "name", "scopes", "created", "revoked")
+    for key in found:
+        table.add_row(
+            key.id,
+            key.tenant or "",
+            key.name,
+            ",".join(key.scopes),
+            f"{key.created_at:.0f}",
+            f"{key.revoked_at:.0f}" if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (or the key).")) -> None:
+    """Revoke a key (API processes stop accepting it within CONVEYOR_API_KEY_CACHE_S)."""
+    from conveyor import apikeys
+    from conveyor.store import open_store
+
+    store = open_store(get_app().settings)
+    info = apikeys.revoke_key(store.engine, key_id)
+    console.print(f"revoked {info.id} (tenant {info.tenant})")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``api`` and ``keys`` to ``cli``."""
+    cli.command()(api)
+    cli.add_typer(keys_cli, name="keys")

@@ -1,0 +1,1 @@
+"""Scaling back ends: local processes, Kubernetes Deployments, docker compose services."""

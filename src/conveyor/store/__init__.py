@@ -1,0 +1,60 @@
+"""The job store: job history in SQL (SQLite embedded, PostgreSQL in production).
+
+``open_store(settings)`` returns a :class:`JobStore` on the database that
+``DATABASE_URL`` names (default: ``CONVEYOR_HOME/jobs.db``). It does not migrate;
+:meth:`JobStore.upgrade` does (the recorder and ``conveyor db upgrade`` call it).
+The recorder (:mod:`conveyor.store.recorder`) is the store's only writer.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from conveyor.errors import StoreError
+from conveyor.settings import Settings
+from conveyor.store.db import create_store_engine, database_url
+from conveyor.store.records import BatchRecord, DeadLetterRecord, JobRecord, RetentionCounts
+from conveyor.store.repository import JobStore
+
+__all__ = [
+    "BatchRecord",
+    "DeadLetterRecord",
+    "JobRecord",
+    "JobStore",
+    "RetentionCounts",
+    "find_job",
+    "open_store",
+]
+
+
+def open_store(settings: Settings) -> JobStore:
+    """A :class:`JobStore` on the configured database (connects lazily; never migrates)."""
+    url = database_url(settings)
+    engine = create_store_engine(url, busy_timeout_s=settings.store_busy_timeout_s)
+    return JobStore(engine, settings)
+
+
+@functools.cache
+def _shared_store(url: str, settings: Settings) -> JobStore:
+    engine = create_store_engine(url, busy_timeout_s=settings.store_busy_timeout_s)
+    return JobStore(engine, settings)
+
+
+def find_job(settings: Settings, job_id: str) -> JobRecord | None:
+    """The store's record of one job, or None — also when there is no store yet.
+
+    Used when a job's live state has expired. The store is opened once per database
+    and kept. An SQLite store that was never created is not created here; an
+    unreachable database raises :class:`~conveyor.errors.StoreError`.
+    """
+    url = database_url(settings)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    store = _shared_store(url, settings)
+    try:
+        return store.get_job(job_id)
+    except StoreError as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return None
+        raise

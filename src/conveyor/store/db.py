@@ -1,0 +1,95 @@
+"""Which database the job store uses, and the engine that reaches it.
+
+With no ``DATABASE_URL`` the store is an SQLite file, ``CONVEYOR_HOME/jobs.db``, in WAL
+mode (readers never wait for the recorder) with a busy timeout. ``DATABASE_URL`` may
+name PostgreSQL as ``postgresql+psycopg://``, ``postgresql://`` or ``postgres://`` (the
+last two are mapped to psycopg 3), or SQLite as ``sqlite:///path``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from conveyor.errors import StoreError
+from conveyor.settings import Settings, mask_url
+
+_SCHEMES = {
+    "postgresql+psycopg": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+}
+
+
+def database_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the job store (``DATABASE_URL`` normalised, or the SQLite default)."""
+    if not settings.database_url:
+        return f"sqlite:///{settings.home_dir / 'jobs.db'}"
+    raw = settings.database_url.strip()
+    scheme, sep, rest = raw.partition("://")
+    driver = _SCHEMES.get(scheme.lower()) if sep else None
+    if driver is None:
+        raise StoreError(
+            f"DATABASE_URL {mask_url(raw)!r}: unsupported scheme {scheme!r}; use "
+            "postgresql+psycopg://user:password@host:5432/db or sqlite:///path/to/jobs.db"
+        )
+    return f"{driver}://{rest}"
+
+
+def create_store_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode and a busy timeout. Connects lazily."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"DATABASE_URL {mask_url(url)!r} is not a valid URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
+        return engine
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": max(1, int(busy_timeout_s))},
+    )
+
+
+def _sqlite_pragmas(busy_timeout_s: float) -> Any:
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the recorder, nor it them. NORMAL sync is durable
+        # across application crashes in WAL mode (only an OS crash may lose the last
+        # commits, which the recorder then records again from the stream).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cursor.close()
+
+    return on_connect
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once; :class:`StoreError` naming the (masked) URL if the database is unreachable."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise StoreError(
+            f"job store at {mask_url(engine.url.render_as_string(hide_password=False))} "
+            f"is unreachable: {_first_line(exc.orig)}"
+        ) from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    text_ = str(error or "unknown error").strip()
+    return text_.splitlines()[0] if text_ else type(error).__name__

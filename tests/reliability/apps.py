@@ -1,0 +1,55 @@
+"""Job types for the reliability tests, loaded by their workers as
+``CONVEYOR_APP=tests.reliability.apps:app``."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pydantic import BaseModel
+
+from conveyor import Conveyor, JobContext
+
+
+class Tick(BaseModel):
+    n: int = 0
+
+
+class Order(BaseModel):
+    user: str
+    item: str = ""
+    note: str = ""
+
+
+def tick(ctx: JobContext, params: Tick) -> dict[str, float]:
+    return {"at": time.time(), "pid": os.getpid()}
+
+
+def order(ctx: JobContext, params: Order) -> None:
+    pass
+
+
+class CudaOutOfMemoryLike(RuntimeError):
+    """Stands for ``torch.cuda.OutOfMemoryError`` (told by class name and message)."""
+
+
+CudaOutOfMemoryLike.__name__ = "OutOfMemoryError"
+
+
+def model(ctx: JobContext, params: Tick) -> dict[str, str]:
+    if ctx.device != "cpu":
+        raise CudaOutOfMemoryLike("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return {"device": ctx.device}
+
+
+def register(app: Conveyor) -> None:
+    """Add the test job types to ``app``."""
+    app.job("rl.tick", queue="batch", retries=0, rate_limit="5/s")(tick)
+    app.job("uq.order", queue="batch", unique=["user", "item"], unique_ttl=30)(order)
+    app.job("uq.payload", queue="batch", unique=True)(order)
+    app.job("hy.pid", queue="batch", retries=0)(tick)
+    app.job("gp.model", queue="batch", retries=0, gpu="prefer")(model)
+
+
+app = Conveyor()
+register(app)

@@ -1,0 +1,87 @@
+"""Rate limits hold across workers: ``rate_limit="5/s"`` with 3 workers starts at most 5
+jobs in any second; jobs over the limit wait on the delayed set, not failed, no retry used."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from conveyor import Conveyor, Settings
+from conveyor.errors import ConfigurationError
+from conveyor.ratelimit import parse_rate
+from conveyor.testing import WorkerProcess, wait_until
+from tests.reliability.apps import register
+
+JOBS = 20
+LIMIT = 5
+
+
+@pytest.fixture
+def three_workers(broker_url: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    workers = [
+        WorkerProcess(
+            broker_url,
+            profile="batch",
+            concurrency=2,
+            queues=["batch"],
+            app="tests.reliability.apps:app",
+            env={"CONVEYOR_DELAYED_POLL_S": "0.1"},
+            log_path=tmp_path / f"worker-{i}.log",
+        )
+        for i in range(3)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        yield workers
+    finally:
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                worker.stop()
+            worker.close()
+
+
+def test_rate_limit_holds_across_three_workers(
+    settings: Settings, redis_client: redis.Redis, three_workers: list[WorkerProcess]
+) -> None:
+    app = Conveyor(settings)
+    register(app)
+    began = time.time()
+    jobs = [app.submit("rl.tick", {"n": i}) for i in range(JOBS)]
+    wait_until(
+        lambda: all(job.state().status == "succeeded" for job in jobs),
+        timeout=60,
+        interval=0.2,
+        what="every rate-limited job to succeed",
+    )
+    states = [job.state() for job in jobs]
+    assert all(s.attempt == 0 and s.error is None for s in states)  # no retry used
+    starts = sorted(s.result["at"] for s in states)
+    # At most LIMIT starts in any one-second window (a little slack for the clock of
+    # the start record, taken just after the broker granted the slot).
+    busiest = max(sum(1 for t in starts if s <= t < s + 0.95) for s in starts)
+    assert busiest <= LIMIT, starts
+    elapsed = starts[-1] - began
+    assert elapsed >= (JOBS / LIMIT - 1) - 0.2, elapsed
+    deferred = sum(w.log().count("rate limited (5/s)") for w in three_workers)
+    assert deferred >= JOBS - LIMIT
+    used = {w.name for w in three_workers if "Task rl.tick[" in w.log()}
+    print(
+        f"\nrate limit 5/s: {JOBS} jobs over 3 workers in {elapsed:.1f}s, busiest second "
+        f"{busiest} starts, {deferred} deferrals, {len(used)} workers ran them"
+    )
+
+
+def test_rate_strings() -> None:
+    assert parse_rate("10/m") == (10, 60.0)
+    assert parse_rate("5/s") == (5, 1.0)
+    assert parse_rate("100/h") == (100, 3600.0)
+    assert parse_rate("3/10s") == (3, 10.0)
+    for bad in ("fast", "0/s", "5/fortnight", "/s"):
+        with pytest.raises(ConfigurationError):
+            parse_rate(bad)

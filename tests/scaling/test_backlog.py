@@ -1,0 +1,61 @@
+"""The backlog counts every priority list, reserved-but-not-started work and jobs due soon."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from conveyor import Conveyor
+from conveyor.scaling.backlog import average_job_time, for_queues, measure
+from conveyor.scaling.metrics import backlog_json, prometheus_text
+
+
+def test_backlog_reads_every_level_reserved_and_due_soon(app: Conveyor, redis_client: Any) -> None:
+    for _ in range(3):
+        app.submit("diag.noop", {}, queue="processing")
+    for _ in range(2):
+        app.submit("diag.noop", {}, queue="processing", priority=9)
+    app.submit("diag.noop", {}, queue="processing", delay=0.5)
+    app.submit("diag.noop", {}, queue="processing", delay=3600)
+    # A real kombu reservation: delivered (in `unacked`), not acknowledged, not started.
+    with app.celery.connection_for_read() as conn:
+        message = conn.default_channel.basic_get("processing", no_ack=False)
+        assert message is not None
+        figures = measure(redis_client, app.topology, horizon_s=2.0)["processing"]
+        assert (figures.waiting, figures.reserved, figures.due_soon) == (4, 1, 1)
+        assert figures.backlog == 6
+        # One list, as KEDA's redis scaler reads it, sees a fraction of that.
+        assert redis_client.llen("processing") < figures.backlog
+
+        # The JSON form looks one polling interval (10 s) ahead: the same six.
+        assert backlog_json(app)["processing"]["backlog"] == 6
+        text = prometheus_text(app)
+        assert 'conveyor_queue_waiting{queue="processing"} 4' in text
+        assert 'conveyor_queue_reserved{queue="processing"} 1' in text
+        message.ack()
+
+
+def test_profile_backlog_sums_its_queues(app: Conveyor, redis_client: Any) -> None:
+    app.submit("diag.noop", {}, queue="generation-high")
+    app.submit("diag.noop", {}, queue="generation")
+    app.submit("diag.noop", {}, queue="batch")
+    measured = measure(redis_client, app.topology, horizon_s=1.0)
+    profile = app.topology.profile("generation")
+    assert for_queues(measured, profile.queues).backlog == 2
+
+
+def test_average_job_time_reads_recent_successes_of_the_queues(
+    app: Conveyor, redis_client: Any
+) -> None:
+    assert average_job_time(redis_client, ["processing"], 60) is None
+    for runtime, queue in ((2.0, "processing"), (4.0, "processing"), (100.0, "batch")):
+        redis_client.xadd(
+            "conveyor:events",
+            {
+                "e": (
+                    f'{{"type": "succeeded", "queue": "{queue}", "runtime_s": {runtime}, '
+                    f'"ts": {time.time()}}}'
+                )
+            },
+        )
+    assert average_job_time(redis_client, ["processing"], 60) == 3.0
