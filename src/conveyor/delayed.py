@@ -40,6 +40,20 @@ return out
 """
 
 
+# Remove a published entry only if it still carries this mover's claim: a job that ran
+# and was scheduled again meanwhile (a rate-limit deferral, a quick retry) keeps its
+# new entry.
+_RELEASE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 def schedule(pipe: Any, job_id: str, due_at: float, spec: dict[str, Any]) -> None:
     """Add a delayed submission to ``pipe`` (a client or pipeline)."""
     pipe.hset(keys.DELAYED_JOBS, job_id, json.dumps(spec, separators=(",", ":")))
@@ -68,6 +82,7 @@ class Mover:
         self.poll_s = poll_s
         self.batch = batch
         self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,9 +91,10 @@ class Mover:
         moved = 0
         while True:
             now = time.time() if now is None else now
+            lease = now + CLAIM_LEASE_S
             reply = self._claim(
                 keys=[keys.DELAYED, keys.DELAYED_JOBS],
-                args=[now, now + CLAIM_LEASE_S, self.batch],
+                args=[now, lease, self.batch],
             )
             if not reply:
                 return moved
@@ -87,9 +103,7 @@ class Mover:
                 job_id = raw_id.decode()
                 if raw_spec:
                     self.publish(json.loads(raw_spec))
-                pipe = self.client.pipeline(transaction=False)
-                unschedule(pipe, job_id)
-                pipe.execute()
+                self._release(keys=[keys.DELAYED, keys.DELAYED_JOBS], args=[job_id, lease])
                 moved += 1
             if len(pairs) < self.batch:
                 return moved

@@ -7,6 +7,7 @@ Celery workers that silently stop after a Redis reconnect).
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -19,10 +20,12 @@ from conveyor import Conveyor, Settings, keys
 from conveyor.broker.embedded import EmbeddedBroker
 from conveyor.errors import BrokerError
 from conveyor.testing import WorkerProcess, wait_until
-from tests.chaos.conftest import HEARTBEAT_S
+from tests.chaos.conftest import HEARTBEAT_S, stop_together
 
 BEFORE = 150
 AFTER = 50
+#: How long the broker stays down (``CHAOS_OUTAGE_S`` to try longer outages).
+OUTAGE_S = float(os.environ.get("CHAOS_OUTAGE_S", "1"))
 
 
 def _free_port() -> int:
@@ -87,7 +90,7 @@ def test_broker_sigkilled_and_restarted_loses_no_accepted_job(
         broker._server._process.kill()  # SIGKILL: no shutdown, no final AOF rewrite
         broker._server._process.wait(timeout=10)
         killed_at = time.monotonic()
-        time.sleep(1.0)
+        time.sleep(OUTAGE_S)
         broker = EmbeddedBroker(home, port=port)
         assert broker.start() == url  # same port, same data directory, same password
         restarted_s = time.monotonic() - killed_at
@@ -127,8 +130,7 @@ def test_broker_sigkilled_and_restarted_loses_no_accepted_job(
             f"{AFTER} jobs submitted after the restart ran"
         )
     finally:
-        stop_all = list(workers)
-        for worker in stop_all:
-            worker.stop(timeout=15)
+        stop_together(workers)
+        workers.clear()
         client.close()
         broker.stop()

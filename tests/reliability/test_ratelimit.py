@@ -3,7 +3,6 @@ jobs in any second; jobs over the limit wait on the delayed set, not failed, no 
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from conveyor import Conveyor, Settings
+from conveyor import Conveyor, Settings, delayed, keys
 from conveyor.errors import ConfigurationError
 from conveyor.ratelimit import parse_rate
 from conveyor.testing import WorkerProcess, wait_until
+from tests.chaos.conftest import stop_together
 from tests.reliability.apps import register
 
 JOBS = 20
@@ -40,10 +40,7 @@ def three_workers(broker_url: str, tmp_path: Path) -> Iterator[list[WorkerProces
             worker.start()
         yield workers
     finally:
-        for worker in workers:
-            with contextlib.suppress(Exception):
-                worker.stop()
-            worker.close()
+        stop_together(workers)
 
 
 def test_rate_limit_holds_across_three_workers(
@@ -53,12 +50,17 @@ def test_rate_limit_holds_across_three_workers(
     register(app)
     began = time.time()
     jobs = [app.submit("rl.tick", {"n": i}) for i in range(JOBS)]
-    wait_until(
-        lambda: all(job.state().status == "succeeded" for job in jobs),
-        timeout=60,
-        interval=0.2,
-        what="every rate-limited job to succeed",
-    )
+    try:
+        wait_until(
+            lambda: all(job.state().status == "succeeded" for job in jobs),
+            timeout=60,
+            interval=0.2,
+            what="every rate-limited job to succeed",
+        )
+    except AssertionError:
+        stuck = [job.state() for job in jobs if job.state().status != "succeeded"]
+        delayed = redis_client.zrange("conveyor:delayed", 0, -1, withscores=True)
+        raise AssertionError(f"not succeeded: {stuck}; delayed: {delayed}") from None
     states = [job.state() for job in jobs]
     assert all(s.attempt == 0 and s.error is None for s in states)  # no retry used
     starts = sorted(s.result["at"] for s in states)
@@ -85,3 +87,23 @@ def test_rate_strings() -> None:
     for bad in ("fast", "0/s", "5/fortnight", "/s"):
         with pytest.raises(ConfigurationError):
             parse_rate(bad)
+
+
+def test_a_job_deferred_again_while_the_mover_publishes_it_keeps_its_new_entry(
+    redis_client: redis.Redis,
+) -> None:
+    # A rate-limited job can run and be deferred again between the mover's publish
+    # and its removal of the entry it claimed: that removal must spare the new entry.
+    published: list[str] = []
+
+    def publish(spec: dict[str, object]) -> None:
+        published.append(str(spec["id"]))
+        if spec["id"] == "j1":
+            delayed.schedule(redis_client, "j1", time.time() + 5, {"id": "j1", "n": 2})
+
+    delayed.schedule(redis_client, "j1", time.time() - 1, {"id": "j1", "n": 1})
+    delayed.schedule(redis_client, "j2", time.time() - 1, {"id": "j2", "n": 1})
+    assert delayed.Mover(redis_client, publish).move_due() == 2
+    assert sorted(published) == ["j1", "j2"]
+    assert [m for m, _ in redis_client.zrange(keys.DELAYED, 0, -1, withscores=True)] == [b"j1"]
+    assert redis_client.hget(keys.DELAYED_JOBS, "j1") == b'{"id":"j1","n":2}'

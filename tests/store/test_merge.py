@@ -210,3 +210,20 @@ def test_submission_fields_are_stored(store: JobStore) -> None:
     )
     batch = store.get_batch("b1")
     assert batch is not None and batch.total == 2 and batch.counts == {"queued": 1}
+
+
+def test_a_batch_of_many_reports_gives_the_same_row_as_one_by_one(store: JobStore) -> None:
+    events = numbered(lifecycle("batched", steps=20))
+    store.record(events)
+    for sid, event in events:
+        store.record([(sid, dict(event, job_id="single"))])
+    batched, single = store.get_job("batched"), store.get_job("single")
+    assert batched is not None and single is not None
+    assert batched.model_dump(exclude={"id"}) == single.model_dump(exclude={"id"})
+    partial = numbered(lifecycle("partial", steps=20)[:12])
+    store.record(partial)
+    record = store.get_job("partial")
+    assert record is not None and (record.progress, record.stage) == (
+        partial[-1][1]["progress"],
+        "s10",
+    )

@@ -13,9 +13,10 @@ import redis
 from tests.store.conftest import emit_jobs, wait_recorded
 
 from conveyor import keys
-from conveyor.events import EventWriter
+from conveyor.events import EventWriter, new_event
 from conveyor.store import JobStore
 from conveyor.store.recorder import Recorder, ensure_group, recorder_lag
+from conveyor.testing import wait_until
 
 
 @contextmanager
@@ -130,3 +131,57 @@ def test_two_recorders_at_once_count_nothing_twice(
     assert first.stats.recorded + second.stats.recorded == total
     assert store.count_by_status() == {"succeeded": 270, "failed": 30}
     assert len(store.list_dead_letters(limit=1000)) == 30
+
+
+def test_a_value_the_database_refuses_is_set_aside_not_blocking(
+    store: JobStore, writer: EventWriter, redis_client: redis.Redis
+) -> None:
+    emit_jobs(writer, ids(3))
+    poisoned = new_event("progress", "job-00001", "diag.sleep", "processing", stage="a\x00b")
+    stream_id = redis_client.xadd(keys.EVENTS, {"e": json.dumps(poisoned)}).decode()
+    emit_jobs(writer, ids(2, prefix="after"))
+    stats = Recorder(store, redis_client).drain()
+    assert store.count_by_status() == {"succeeded": 5}
+    if store.dialect == "postgresql":  # text cannot hold NUL there; SQLite stores it
+        assert stats.malformed_ids == [stream_id]
+    else:
+        assert stats.malformed == 0
+    assert recorder_lag(redis_client).pending == 0
+
+
+def test_a_lost_stream_and_group_are_recreated(
+    store: JobStore, writer: EventWriter, redis_client: redis.Redis
+) -> None:
+    recorder = Recorder(store, redis_client, block_s=0.1)
+    with running(recorder):
+        emit_jobs(writer, ids(5))
+        wait_recorded(redis_client)
+        redis_client.delete(keys.EVENTS)  # as after a broker restart without persistence
+        emit_jobs(writer, ids(5, prefix="after"))
+        wait_until(lambda: store.count_by_status().get("succeeded") == 10, timeout=30)
+
+
+def test_recorders_gone_for_good_are_forgotten(
+    store: JobStore, writer: EventWriter, redis_client: redis.Redis
+) -> None:
+    emit_jobs(writer, ids(2))
+    Recorder(store, redis_client, consumer="old").drain()
+    recorder = Recorder(store, redis_client, consumer="new", claim_idle_s=0.001)
+
+    def names() -> set[str]:
+        consumers = redis_client.xinfo_consumers(keys.EVENTS, keys.RECORDER_GROUP)
+        return {_name(c) for c in consumers}
+
+    recorder._forget_idle_consumers(idle_s=60)
+    assert "old" in names()  # idle for less than a minute: kept
+
+    def forgotten() -> bool:
+        recorder._forget_idle_consumers(idle_s=0.05)
+        return "old" not in names()
+
+    wait_until(forgotten, timeout=10, what="the idle consumer to be removed")
+
+
+def _name(consumer: dict[str, object]) -> str:
+    name = consumer["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request, WebSocket
+from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.api.auth import Principal
@@ -50,12 +50,6 @@ def scope(name: str) -> Callable[[Principal], Awaitable[Principal]]:
 
     check.__name__ = f"require_{name}"
     return check
-
-
-def ws_context(websocket: WebSocket) -> ApiContext:
-    """The :class:`ApiContext`, for WebSocket routes."""
-    ctx: ApiContext = websocket.app.state.ctx
-    return ctx
 
 
 Context = Annotated[ApiContext, Depends(get_context)]

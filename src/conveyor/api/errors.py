@@ -18,7 +18,8 @@ any other ConveyorError    500     ``detail``
 =========================  ======  ============================================
 
 FastAPI's own request validation errors are answered 422 in the same shape
-(``detail`` + ``errors``) so clients parse one format.
+(``detail`` + ``errors``) so clients parse one format. A Redis or SQL driver
+error that no layer wrapped is a dependency outage too: 503, never a bare 500.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from conveyor.errors import (
@@ -116,8 +119,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _dependency_error(request: Request, exc: Exception) -> JSONResponse:
+    wrapped: ConveyorError
+    if isinstance(exc, redis.RedisError):
+        wrapped = BrokerError(f"broker error: {type(exc).__name__}: {exc}")
+    else:
+        wrapped = StoreError(f"job store error: {type(exc).__name__}")
+    return error_response(wrapped)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(ConveyorError, _conveyor_error)
+    app.add_exception_handler(redis.RedisError, _dependency_error)
+    app.add_exception_handler(SQLAlchemyError, _dependency_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

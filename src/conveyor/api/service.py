@@ -6,8 +6,9 @@ missing (404), never as forbidden, so ids cannot be probed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from conveyor import keys
 from conveyor.api.auth import Principal
 from conveyor.api.context import ApiContext
 from conveyor.api.schemas import Job, JobPage, JobResult, JobSubmission
@@ -39,7 +40,18 @@ def submit(
         batch_id=batch_id,
         tags=body.tags or None,
     )
-    return Job(**handle.state().model_dump(), deduplicated=handle.deduplicated)
+    return _live_job(ctx, handle.id, deduplicated=handle.deduplicated)
+
+
+def _live_job(ctx: ApiContext, job_id: str, deduplicated: bool = False) -> Job:
+    """The job's live state read straight into the wire model (one pydantic pass)."""
+    raw = ctx.app.redis.hgetall(keys.job(job_id))
+    if not raw:
+        raise NotFound(f"no job {job_id}")
+    # from_hash builds ``cls(...)``: called on Job, it returns a Job.
+    job = cast(Job, Job.from_hash(job_id, cast(dict[bytes, bytes], raw)))
+    job.deduplicated = deduplicated
+    return job
 
 
 def load_state(ctx: ApiContext, job_id: str) -> JobState | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 import typer
@@ -30,6 +31,22 @@ def is_loopback(host: str) -> bool:
             return False
 
 
+def port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
+
+
 def api(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
@@ -44,7 +61,12 @@ def api(
             f"--auth off is only allowed on a loopback address (got --host {host}); "
             "create a key with `conveyor keys create --tenant T --scopes submit,read`"
         )
+    import sys
+
     import uvicorn
+
+    if os.environ.get("CONVEYOR_BENCH_SWITCH"):
+        sys.setswitchinterval(float(os.environ["CONVEYOR_BENCH_SWITCH"]))
 
     from conveyor.api import create_app
 

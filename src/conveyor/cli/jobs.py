@@ -66,7 +66,9 @@ def submit(
         if as_json:
             print_json({"id": job.id, "deduplicated": job.deduplicated})
         else:
-            note = " (existing job for this idempotency key)" if job.deduplicated else ""
+            note = (
+                " (existing job with the same idempotency/unique key)" if job.deduplicated else ""
+            )
             console.print(f"{job.id}{note}")
         return
     if not as_json:

@@ -12,7 +12,7 @@ from rich.table import Table
 from conveyor.cli.common import console, get_app
 from conveyor.scaling.stack import hand_to_manager
 from conveyor.settings import Settings, mask_url
-from conveyor.supervisor import Stack, plan_services, plan_workers
+from conveyor.supervisor import ServiceSpec, Stack, plan_services, plan_workers
 from conveyor.topology import load_topology
 
 
@@ -45,7 +45,7 @@ def up(
         settings,
         topology,
         plan_workers(topology, chosen, sizes),
-        plan_services(settings, host, port),
+        _api_if_free(plan_services(settings, host, port), host, port),
         grace,
     )
     stack = Stack(settings, workers, services)
@@ -71,6 +71,19 @@ def up(
         )
         stack.stop(grace_s=grace)
         console.print("[green]Stopped.[/]")
+
+
+def _api_if_free(services: list[ServiceSpec], host: str, port: int) -> list[ServiceSpec]:
+    """Leave the API out (saying so) when its port is taken, rather than restart it in a loop."""
+    from conveyor.cli.api import port_free
+
+    if port_free(host, port):
+        return services
+    console.print(
+        f"[yellow]Port {port} on {host} is in use: the HTTP API is not started[/] "
+        "(use --port, or run `conveyor api --port N` yourself)."
+    )
+    return [s for s in services if s.name != "api"]
 
 
 def _print_stack(stack: Stack) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.settings import Settings, parse_duration
@@ -55,7 +55,16 @@ def jobs(
     if as_json:
         print_json([_record_json(r) for r in records])
         return
-    table = Table("id", "type", "queue", "status", "attempt", "created (UTC)", "run time", "error")
+    table = Table(
+        Column("id", no_wrap=True),
+        "type",
+        "queue",
+        "status",
+        "attempt",
+        Column("created (UTC)", no_wrap=True),
+        "run time",
+        "error",
+    )
     for record in records:
         state = record.to_state()
         error = f"{record.error_type}: {record.error_message}" if record.error_type else ""
@@ -84,6 +93,7 @@ def recorder(
     from conveyor.store.recorder import Recorder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     app = get_app()
     app.check_broker()
     store = open_store(app.settings)

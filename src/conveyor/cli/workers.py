@@ -30,12 +30,23 @@ def workers(as_json: bool = JSON_OPTION) -> None:
         )
         return
     table = Table(
-        "worker", "profile", "pid", "queues", "conc.", "active", "processed", "beat", "RSS", "GPU"
+        "worker",
+        "profile",
+        "host",
+        "pid",
+        "queues",
+        "conc.",
+        "active",
+        "processed",
+        "beat",
+        "RSS",
+        "GPU",
     )
     for w in found:
         table.add_row(
             w.name,
             w.profile,
+            w.host,
             str(w.pid),
             ",".join(w.queues),
             str(w.concurrency),

@@ -144,6 +144,26 @@ def job_row(sid: int, event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def drop_superseded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One job's rows (in stream order) less the progress reports a later one replaces.
+
+    A ``progress`` row directly followed by another ``progress`` row of the same
+    attempt changes nothing the second does not overwrite, so a batch writes only
+    the last of a run of reports: a job reporting often costs one upsert per batch.
+    """
+    kept = []
+    for row, after in zip(rows, [*rows[1:], None], strict=True):
+        if (
+            after is not None
+            and row["progress_sid"] is not None
+            and after["progress_sid"] is not None
+            and row["attempt"] == after["attempt"]
+        ):
+            continue
+        kept.append(row)
+    return kept
+
+
 def _insert(dialect: str, table: Any) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -229,10 +249,7 @@ def job_upsert(dialect: str) -> Insert:
         "priority": fill("priority"),
         **{name: fill(name) for name in _INIT_FIELDS},
     }
-    # RETURNING makes SQLAlchemy send each round as multi-row INSERTs ("insertmanyvalues")
-    # instead of one statement per row (it does not batch ON CONFLICT without it).
-    upsert = stmt.on_conflict_do_update(index_elements=[j.id], set_=values)
-    return cast(Insert, upsert.returning(j.id))
+    return cast(Insert, stmt.on_conflict_do_update(index_elements=[j.id], set_=values))
 
 
 def dead_letter_upsert(dialect: str, job_ids: list[str], retention_s: float) -> Insert:

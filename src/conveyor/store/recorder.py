@@ -269,9 +269,18 @@ class Recorder:
         if next_id == "0-0":
             # A full pass over the pending entries: look again after a while.
             self._next_claim = time.monotonic() + self.claim_idle_ms / 2000.0
+            self._forget_idle_consumers()
         if claimed:
             log.info("claimed %d events left pending by another recorder", len(claimed))
         return claimed
+
+    def _forget_idle_consumers(self, idle_s: float = 3600.0) -> None:
+        """Remove consumers (recorders gone for good) that hold nothing and were idle an hour."""
+        limit_ms = max(idle_s * 1000, 10 * self.claim_idle_ms)
+        for consumer in self.client.xinfo_consumers(keys.EVENTS, keys.RECORDER_GROUP):
+            name = _text(consumer["name"])
+            if name != self.consumer and not consumer["pending"] and consumer["idle"] > limit_ms:
+                self.client.xgroup_delconsumer(keys.EVENTS, keys.RECORDER_GROUP, name)
 
     # ----------------------------------------------------------------- write
 

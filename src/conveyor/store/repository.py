@@ -123,7 +123,7 @@ class JobStore:
                 }
         # One multi-row upsert per "round": the k-th event of every job, so no statement
         # touches a row twice and each job's events apply in stream order.
-        queues = list(per_job.values())
+        queues = [merge.drop_superseded(rows) for rows in per_job.values()]
         depth = max((len(rows) for rows in queues), default=0)
         for k in range(depth):
             connection.execute(

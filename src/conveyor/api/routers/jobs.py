@@ -33,7 +33,7 @@ JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="the job's id (a U
         429: {"description": "rate limit exceeded; see Retry-After"},
     },
 )
-async def submit_job(body: JobSubmission, ctx: Context, principal: Submitter) -> Response:
+def submit_job(body: JobSubmission, ctx: Context, principal: Submitter) -> Response:
     """Validate a job against its type's model and enqueue it (202)."""
     ctx.limiter.hit(principal.key_id)
     job = service.submit(ctx, principal, body)
