@@ -13,11 +13,14 @@ from tests.api.conftest import Api
 
 
 def _tame(body: Any) -> None:
-    """Keep generated ``diag.sleep`` jobs short: the package's one worker serves later tests."""
+    """Keep generated work small: the package's one worker serves the later tests."""
     jobs = body.get("jobs") if isinstance(body, dict) else None
+    if isinstance(jobs, list):
+        del jobs[5:]
     for item in jobs if isinstance(jobs, list) else [body]:
         if isinstance(item, dict) and isinstance(item.get("payload"), dict):
-            item["payload"].pop("seconds", None)
+            for name in ("seconds", "steps", "fail_times"):
+                item["payload"].pop(name, None)
 
 
 def test_no_server_error_and_every_response_fits_its_schema(api: Api) -> None:

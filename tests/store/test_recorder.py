@@ -15,6 +15,7 @@ from tests.store.conftest import emit_jobs, wait_recorded
 from conveyor import keys
 from conveyor.events import EventWriter, new_event
 from conveyor.store import JobStore
+from conveyor.store.merge import sid_number
 from conveyor.store.recorder import Recorder, ensure_group, recorder_lag
 from conveyor.testing import wait_until
 
@@ -97,7 +98,7 @@ def test_malformed_events_are_logged_acknowledged_and_counted(
     with caplog.at_level(logging.WARNING, logger="conveyor.recorder"):
         stats = Recorder(store, redis_client).drain()
     assert (stats.recorded, stats.malformed) == (good, len(bad_entries))
-    assert sorted(stats.malformed_ids) == bad_ids
+    assert sorted(stats.malformed_ids, key=sid_number) == bad_ids
     for stream_id, reason in zip(
         bad_ids,
         [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 
 import typer
@@ -61,12 +60,7 @@ def api(
             f"--auth off is only allowed on a loopback address (got --host {host}); "
             "create a key with `conveyor keys create --tenant T --scopes submit,read`"
         )
-    import sys
-
     import uvicorn
-
-    if os.environ.get("CONVEYOR_BENCH_SWITCH"):
-        sys.setswitchinterval(float(os.environ["CONVEYOR_BENCH_SWITCH"]))
 
     from conveyor.api import create_app
 
