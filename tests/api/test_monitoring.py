@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from conveyor import keys
 from conveyor.testing import wait_until
 from tests.api.conftest import Api
 
@@ -69,6 +70,16 @@ def test_batch_counts_reach_all_succeeded(api: Api) -> None:
         assert job["batch_id"] == batch["id"]
     with api.client("b") as other:
         assert other.get(f"/api/v1/batches/{batch['id']}").status_code == 404
+    # Once the live record has expired, the counts come from the job store.
+    api.app.redis.delete(keys.batch(batch["id"]), keys.batch_jobs(batch["id"]))
+    with api.client() as http:
+
+        def stored() -> dict | None:
+            reply = http.get(f"/api/v1/batches/{batch['id']}")
+            body = reply.json() if reply.status_code == 200 else None
+            return body if body and body["succeeded"] == 4 and body["failed"] == 1 else None
+
+        assert wait_until(stored, timeout=30, what="batch counted from the store")["total"] == 5
 
 
 def test_batch_is_validated_all_or_nothing(api: Api) -> None:

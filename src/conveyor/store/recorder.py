@@ -191,6 +191,8 @@ class Recorder:
                 if down_since is None:
                     down_since = time.monotonic()
                     log.error("broker unreachable (%s); retrying with backoff", exc)
+                # A batch recorded but not acknowledged is ours to read again.
+                self._own_from = "0"
                 self._stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 continue

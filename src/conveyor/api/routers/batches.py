@@ -52,7 +52,32 @@ def submit_batch(body: BatchSubmission, ctx: Context, principal: Submitter) -> B
 @router.get("/{batch_id}", response_model=Batch)
 def get_batch(batch_id: BatchId, ctx: Context, principal: Reader) -> Batch:
     """A batch's counts: total, queued, running, succeeded, failed, cancelled, percent."""
-    counts = batches.batch_counts(ctx.app, batch_id)
+    try:
+        counts = batches.batch_counts(ctx.app, batch_id)
+    except NotFound:
+        # Its live record expired (CELERY_RESULT_EXPIRES): count from the job store.
+        counts = _from_store(ctx, batch_id)
     if not principal.sees(counts.tenant):
         raise NotFound(f"no batch {batch_id}")
     return _out(counts)
+
+
+def _from_store(ctx: Context, batch_id: str) -> batches.BatchCounts:
+    record = ctx.store().get_batch(batch_id)
+    if record is None:
+        raise NotFound(f"no batch {batch_id}")
+    by_status: dict[str, int] = record.counts
+    total = record.total or sum(by_status.values())
+    return batches.BatchCounts(
+        id=record.id,
+        tenant=record.tenant,
+        created_at=record.created_at,
+        total=total,
+        queued=by_status.get("queued", 0)
+        + by_status.get("scheduled", 0)
+        + max(0, total - sum(by_status.values())),
+        running=by_status.get("started", 0) + by_status.get("retrying", 0),
+        succeeded=by_status.get("succeeded", 0),
+        failed=by_status.get("failed", 0),
+        cancelled=by_status.get("cancelled", 0),
+    )
