@@ -287,7 +287,7 @@ def _replay_letter(
     if letter.replayed_as and not force:
         raise Conflict(
             f"dead letter {letter.job_id} was already replayed as {letter.replayed_as}; "
-            "use force to replay it again"
+            "force it (`--force`, `force=True`) to replay it again"
         )
     try:
         definition = app.definition(letter.type)

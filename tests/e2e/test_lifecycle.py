@@ -176,6 +176,12 @@ def test_cli_cancel_then_watch_exits_three(app: Conveyor, broker_url: str) -> No
     assert run_cli(broker_url, "cancel", job.id).returncode == 1
 
 
+def test_cli_watch_of_an_unknown_job_says_so_without_a_bar(broker_url: str) -> None:
+    unknown = run_cli(broker_url, "watch", "no-such-job")
+    assert unknown.returncode == 2 and "no job no-such-job" in unknown.stderr
+    assert "queued" not in unknown.stdout
+
+
 def test_cli_doctor_reports_the_broker(broker_url: str) -> None:
     done = run_cli(broker_url, "doctor", "--json")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,18 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
         assert redis.Redis.from_url(again.start()).get("conveyor:test") == b"kept"
     finally:
         again.stop()
+
+
+def test_server_is_out_of_the_callers_process_group(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C signals the whole foreground process group; the broker must
+    # not get it, so that workers finish their jobs before the stack stops it last.
+    broker = EmbeddedBroker(tmp_path)
+    broker.start()
+    try:
+        info = discover(tmp_path)
+        assert info is not None
+        assert os.getpgid(info["pid"]) != os.getpgid(0)
+        assert os.getsid(info["pid"]) == info["pid"]
+    finally:
+        broker.stop()
+    assert discover(tmp_path) is None

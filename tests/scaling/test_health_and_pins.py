@@ -103,7 +103,9 @@ def test_manual_scale_pins_until_released(
 def test_bad_input_is_refused_clearly(scaling_env: dict[str, str], redis_client: Any) -> None:
     unknown = cli(scaling_env, "scale", "nope", "3")
     assert unknown.returncode == 2 and "unknown profile 'nope'" in unknown.stderr
-    negative = cli(scaling_env, "scale", "--", "processing", "-1")
+    negative = cli(scaling_env, "scale", "processing", "-1")  # as a user types it
     assert negative.returncode == 2 and "≥ 0" in negative.stderr
+    typo = cli(scaling_env, "scale", "--stauts")
+    assert typo.returncode == 2 and "no such option: --stauts" in typo.stderr
     inverted = cli(scaling_env, "autoscale", "--once", "--bounds", "processing=5:2")
     assert inverted.returncode == 2 and "above max" in inverted.stderr

@@ -77,6 +77,39 @@ def test_up_hands_autoscaled_profiles_to_the_manager(tmp_path: Path) -> None:
     ]
 
 
+def test_up_sizes_reach_the_managers_workers(
+    tmp_path: Path, scaling_env: dict[str, str], scaling_app: Conveyor
+) -> None:
+    # `up -c processing=N` must size the workers the manager starts, not vanish.
+    topology = default_topology()
+    settings = Settings(home=tmp_path)
+    _, services = hand_to_manager(
+        settings,
+        topology,
+        plan_workers(topology, ["processing", "batch"], {"processing": 1}),
+        plan_services(settings),
+        sizes={"processing": 1},
+    )
+    [manager] = [s for s in services if s.name == "autoscale"]
+    assert manager.argv == (
+        "autoscale",
+        "--profiles",
+        "processing,batch",
+        "--concurrency",
+        "processing=1",
+    )
+
+    backend = LocalBackend(scaling_app, env=scaling_env, grace_s=5, sizes={"processing": 2})
+    try:
+        backend.scale("processing", 1)
+        [worker] = wait_until(
+            lambda: live_workers(scaling_app.redis, 0.5), timeout=60, what="the worker to register"
+        )
+        assert worker.concurrency == 2  # the test profile says 1
+    finally:
+        backend.close(5)
+
+
 def test_crash_looping_workers_are_not_restarted_forever(
     scaling_env: dict[str, str], scaling_app: Conveyor
 ) -> None:

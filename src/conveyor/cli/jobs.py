@@ -95,7 +95,9 @@ def watch(
     timeout: float | None = typer.Option(None, "--timeout", min=0),
 ) -> None:
     """Follow a job with a progress bar; exit 0 if it succeeds."""
-    state = follow(get_app().get_job(job_id), timeout=timeout)
+    job = get_app().get_job(job_id)
+    job.state()  # an unknown id is refused before any progress bar is drawn
+    state = follow(job, timeout=timeout)
     console.print(outcome_line(state))
     raise typer.Exit(EXIT_FOR_STATUS.get(state.status, 1))
 

@@ -47,6 +47,7 @@ def up(
         plan_workers(topology, chosen, sizes),
         _api_if_free(plan_services(settings, host, port), host, port),
         grace,
+        sizes,
     )
     stack = Stack(settings, workers, services)
     stopping = False
@@ -90,14 +91,23 @@ def _print_stack(stack: Stack) -> None:
     where = "embedded Valkey" if stack.embedded else "configured"
     console.print(f"[bold green]Conveyor is up.[/] Home: {stack.home}")
     console.print(f"Broker ({where}): {mask_url(stack.broker_url)}")
-    table = Table("worker", "queues", "concurrency", "pid", "log")
-    for spec, pid, log_path in stack.processes():
-        table.add_row(
-            spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path)
-        )
-    console.print(table)
+    processes = stack.processes()
+    if processes:
+        table = Table("worker", "queues", "concurrency", "pid", "log")
+        for spec, pid, log_path in processes:
+            table.add_row(
+                spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path)
+            )
+        console.print(table)
     for service, pid, log_path in stack.service_processes():
         console.print(f"{service.name}: pid {pid}, log {log_path}")
+        if service.name == "autoscale":
+            managed = service.argv[2] if len(service.argv) > 2 else ""
+            console.print(
+                f"  runs and scales the workers of: {managed.replace(',', ', ')}\n"
+                f"  (logs in {stack.home / 'logs'}/PROFILE-N.log; "
+                "list them with `conveyor workers`)"
+            )
         if service.name == "api":
             host, port = service.argv[2], service.argv[4]
             console.print(

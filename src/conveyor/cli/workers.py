@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -14,6 +15,9 @@ from rich.table import Table
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.errors import ConfigurationError
 from conveyor.settings import Settings
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
 
 
 def workers(as_json: bool = JSON_OPTION) -> None:
@@ -70,6 +74,11 @@ def scale(
     """Pin PROFILE to N workers (until --release), or show the scaling status."""
     from conveyor import scaling
 
+    if profile is not None and profile.startswith("-"):
+        # Unknown options reach here as arguments (so that a negative count can).
+        raise typer.BadParameter(f"no such option: {profile}")
+    if count is not None and count < 0:
+        raise ConfigurationError(f"worker count must be ≥ 0 (got {count})")
     app = get_app()
     app.check_broker()
     if show or profile is None:
@@ -83,8 +92,6 @@ def scale(
         return
     if count is None:
         raise typer.BadParameter("give a worker count (or --release / --status)")
-    if count < 0:
-        raise ConfigurationError(f"worker count must be ≥ 0 (got {count})")
     scaling.pin(app, profile, count)
     manager = scaling.status(app, decisions=0)["manager"]
     console.print(
@@ -146,6 +153,12 @@ def autoscale(
     once: bool = typer.Option(
         False, "--once", help="Run one round and exit (local workers stop with it)."
     ),
+    concurrency: list[str] = typer.Option(
+        [],
+        "--concurrency",
+        "-c",
+        help="PROFILE=N processes per local worker, e.g. -c processing=4 (repeatable).",
+    ),
     grace: float | None = typer.Option(
         None,
         "--grace",
@@ -165,7 +178,7 @@ def autoscale(
     app = get_app()
     app.check_broker()
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
-    backend = make_backend(app)
+    backend = make_backend(app, _parse_sizes(app, concurrency))
     manager = Manager(app, backend, chosen, _parse_bounds(bounds))
     if once:
         manager.tick()
@@ -186,6 +199,17 @@ def autoscale(
         if server is not None:
             server.shutdown()
         backend.close(app.settings.autoscale_grace_s if grace is None else grace)
+
+
+def _parse_sizes(app: Conveyor, items: list[str]) -> dict[str, int]:
+    sizes = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit() or int(value) < 1:
+            raise ConfigurationError(f"--concurrency: expected PROFILE=N with N ≥ 1, got {item!r}")
+        app.topology.profile(name)
+        sizes[name] = int(value)
+    return sizes
 
 
 def _parse_bounds(items: list[str]) -> dict[str, tuple[int, int]]:
@@ -227,6 +251,8 @@ def worker_probe(
 def register(cli: typer.Typer) -> None:
     """Add this module's commands to ``cli``."""
     cli.command()(workers)
-    cli.command()(scale)
+    # A negative count (`scale processing -1`) must reach the count check, not
+    # be taken for an unknown option.
+    cli.command(context_settings={"ignore_unknown_options": True})(scale)
     cli.command()(autoscale)
     cli.command("worker-probe")(worker_probe)

@@ -77,8 +77,11 @@ def status(app: Conveyor, decisions: int = 20) -> dict[str, Any]:
     }
 
 
-def make_backend(app: Conveyor) -> Backend:
-    """The back end ``CONVEYOR_AUTOSCALE_BACKEND`` names (``local`` by default)."""
+def make_backend(app: Conveyor, sizes: dict[str, int] | None = None) -> Backend:
+    """The back end ``CONVEYOR_AUTOSCALE_BACKEND`` names (``local`` by default).
+
+    ``sizes`` (profile → processes per worker) applies to local workers only.
+    """
     kind = app.settings.autoscale_backend
     if kind == "kubernetes":
         from conveyor.scaling.backends.kubernetes import KubernetesBackend
@@ -90,4 +93,4 @@ def make_backend(app: Conveyor) -> Backend:
         return ComposeBackend.from_settings(app.settings)
     from conveyor.scaling.backends.local import LocalBackend
 
-    return LocalBackend(app)
+    return LocalBackend(app, sizes=sizes)

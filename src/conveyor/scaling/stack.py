@@ -34,12 +34,17 @@ def hand_to_manager(
     workers: list[WorkerSpec],
     services: list[ServiceSpec],
     grace_s: float | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> tuple[list[WorkerSpec], list[ServiceSpec]]:
     """``workers`` less those the manager owns; the manager's service told which it owns."""
     chosen = {w.profile for w in workers}
     managed = [name for name in autoscaled(settings, topology) if name in chosen]
     kept = [w for w in workers if w.profile not in managed]
     argv: tuple[str, ...] = (SERVICE, "--profiles", ",".join(managed))
+    for profile, size in (sizes or {}).items():
+        if profile in managed:
+            # `up -c PROFILE=N`: the manager's workers of that profile get that size.
+            argv += ("--concurrency", f"{profile}={size}")
     if grace_s is not None:
         # A little under the supervisor's own grace, so the manager is done first.
         argv += ("--grace", f"{max(0.0, grace_s - 1):g}")

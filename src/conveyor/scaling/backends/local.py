@@ -76,8 +76,11 @@ class LocalBackend:
         python: str = sys.executable,
         env: dict[str, str] | None = None,
         grace_s: float | None = None,
+        sizes: dict[str, int] | None = None,
     ) -> None:
         self.app = app
+        #: Profile → processes per worker, overriding the profile's concurrency.
+        self.sizes = dict(sizes or {})
         self.settings = app.settings
         self.python = python
         self.grace_s = self.settings.autoscale_grace_s if grace_s is None else grace_s
@@ -148,7 +151,9 @@ class LocalBackend:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{profile}-{index}.log"
         argv = [self.python, "-m", "conveyor", "worker", "--profile", profile, "--name", name]
-        if self.settings.worker_concurrency is None:
+        if profile in self.sizes:
+            argv += ["--concurrency", str(self.sizes[profile])]
+        elif self.settings.worker_concurrency is None:
             size = min(self.app.topology.profile(profile).concurrency, os.cpu_count() or 1)
             argv += ["--concurrency", str(size)]
         try:
