@@ -87,11 +87,12 @@ def plan_workers(
     for name in [*chosen, *sizes]:
         topology.profile(name)
     specs = []
-    for index, name in enumerate(chosen, start=1):
+    for name in chosen:
         profile = topology.profile(name)
         concurrency = sizes.get(name) or min(profile.concurrency, cpus)
         host = os.uname().nodename
-        specs.append(WorkerSpec(name, concurrency, f"{name}-{index}@{host}", profile.queues))
+        # PROFILE-N@host, N counting the profile's workers (one here), as the manager names them.
+        specs.append(WorkerSpec(name, concurrency, f"{name}-1@{host}", profile.queues))
     return specs
 
 

@@ -190,6 +190,23 @@ def test_cli_doctor_reports_the_broker(broker_url: str) -> None:
     assert "***" in checks["broker"]["detail"]
 
 
+def test_cli_doctor_creates_no_job_store(broker_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CONVEYOR_HOME")}
+    env.update(REDIS_URL=broker_url, CONVEYOR_HOME=str(home))
+    done = subprocess.run(
+        [sys.executable, "-m", "conveyor", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    checks = {c["name"]: c for c in json.loads(done.stdout)}
+    assert checks["job store"]["ok"] and "not created yet" in checks["job store"]["detail"]
+    assert not (home / "jobs.db").exists()
+
+
 def test_cli_broker_down_fails_fast_with_the_masked_url(tmp_path: Path) -> None:
     url = "redis://:hunter2@127.0.0.1:1/0"
     for args in (["submit", "diag.noop"], ["queues"], ["worker"]):

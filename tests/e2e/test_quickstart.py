@@ -26,6 +26,7 @@ def test_up_runs_the_stack_on_embedded_defaults_and_stops_cleanly(tmp_path: Path
             stderr=subprocess.STDOUT,
             env=env,
             cwd=tmp_path,
+            start_new_session=True,  # its own process group, as in a terminal
         )
     try:
         home = tmp_path / "home"
@@ -39,8 +40,16 @@ def test_up_runs_the_stack_on_embedded_defaults_and_stops_cleanly(tmp_path: Path
         app = Conveyor(Settings(home=home))
         assert app.submit("diag.noop", {}).wait(timeout=30).status == "succeeded"
         assert "Conveyor is up" in log.read_text()
+        assert "runs and scales the workers of: processing" in log.read_text()
+        running = app.submit("diag.sleep", {"seconds": 3, "steps": 3})
+        wait_until(lambda: running.state().status == "started", timeout=30, what="the job")
+        # Ctrl-C in a terminal signals the whole foreground process group: the
+        # broker must outlive the workers' grace, so the running job still finishes.
+        os.killpg(up.pid, signal.SIGINT)
+        assert running.wait(timeout=20).status == "succeeded"
     finally:
-        up.send_signal(signal.SIGINT)
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGINT)
         code = up.wait(timeout=60)
     assert code == 0, log.read_text()
     assert "Stopped." in log.read_text()

@@ -59,6 +59,12 @@ def test_up_hands_autoscaled_profiles_to_the_manager(tmp_path: Path) -> None:
         settings, topology, plan_workers(topology), plan_services(settings), grace_s=10
     )
     assert sorted(w.profile for w in workers) == ["critical", "generation", "monitoring"]
+    # PROFILE-N@host counts within the profile, not across the stack's profiles.
+    assert sorted(w.name.split("@")[0] for w in workers) == [
+        "critical-1",
+        "generation-1",
+        "monitoring-1",
+    ]
     [manager] = [s for s in services if s.name == "autoscale"]
     assert manager.argv == ("autoscale", "--profiles", "processing,batch", "--grace", "9")
 

@@ -62,6 +62,21 @@ class Execution:
 
     # ------------------------------------------------------------------ events
 
+    def _spec(self, attempt: int, due_at: float) -> dict[str, Any]:
+        """The submission of this job's attempt ``attempt``, due at ``due_at``."""
+        return self.app.submission_spec(
+            self.definition,
+            self.job_id,
+            self.payload,
+            queue=self.queue,
+            priority=self.priority,
+            attempt=attempt,
+            created_at=self.meta.get("created_at"),
+            due_at=due_at,
+            time_limit=self.meta.get("time_limit"),
+            soft_time_limit=self.meta.get("soft_time_limit"),
+        )
+
     def _event(self, kind: Any, **extra: Any) -> dict[str, Any]:
         return new_event(
             kind,
@@ -103,18 +118,7 @@ class Execution:
             return False
         message = f"GPU out of memory on {self.device}: retrying on CPU ({exc})"
         now = time.time()
-        spec = self.app.submission_spec(
-            self.definition,
-            self.job_id,
-            self.payload,
-            queue=self.queue,
-            priority=self.priority,
-            attempt=self.attempt + 1,
-            created_at=self.meta.get("created_at"),
-            due_at=now,
-            time_limit=self.meta.get("time_limit"),
-            soft_time_limit=self.meta.get("soft_time_limit"),
-        )
+        spec = self._spec(self.attempt + 1, now)
         spec["device"] = "cpu"
         pipe = self.writer.client.pipeline(transaction=True)
         schedule(pipe, self.job_id, now, spec)
@@ -143,18 +147,7 @@ class Execution:
         if not wait:  # 0: a slot is ours; None: the job is finished (the start refuses it)
             return False
         due_at = time.time() + wait
-        spec = self.app.submission_spec(
-            self.definition,
-            self.job_id,
-            self.payload,
-            queue=self.queue,
-            priority=self.priority,
-            attempt=self.attempt,
-            created_at=self.meta.get("created_at"),
-            due_at=due_at,
-            time_limit=self.meta.get("time_limit"),
-            soft_time_limit=self.meta.get("soft_time_limit"),
-        )
+        spec = self._spec(self.attempt, due_at)
         pipe = self.writer.client.pipeline(transaction=True)
         schedule(pipe, self.job_id, due_at, spec)
         self.writer.emit(
@@ -274,18 +267,7 @@ class Execution:
                 schedule_, self.attempt, settings.backoff_max_s, settings.backoff_jitter
             )
             due_at = finished_at + delay
-            spec = self.app.submission_spec(
-                self.definition,
-                self.job_id,
-                self.payload,
-                queue=self.queue,
-                priority=self.priority,
-                attempt=self.attempt + 1,
-                created_at=self.meta.get("created_at"),
-                due_at=due_at,
-                time_limit=self.meta.get("time_limit"),
-                soft_time_limit=self.meta.get("soft_time_limit"),
-            )
+            spec = self._spec(self.attempt + 1, due_at)
             pipe = self.writer.client.pipeline(transaction=True)
             schedule(pipe, self.job_id, due_at, spec)
             self.writer.emit(
