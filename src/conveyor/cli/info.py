@@ -42,7 +42,8 @@ def queues(as_json: bool = JSON_OPTION) -> None:
             for level in LEVELS_URGENT_FIRST
             if depth.levels[level]
         )
-        table.add_row(depth.name, str(depth.priority), str(depth.total), spread or "-")
+        rank = str(depth.priority) if depth.priority >= 0 else "-"  # dead-letter: drained last
+        table.add_row(depth.name, rank, str(depth.total), spread or "-")
     console.print(table)
     console.print(
         f"scheduled (delayed or waiting to retry): {scheduled}   reserved by workers: {reserved}"

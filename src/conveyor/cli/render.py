@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from conveyor.cli.common import console
 from conveyor.client import Job
@@ -79,8 +83,8 @@ def state_table(state: JobState) -> Table:
         ("attempt", str(state.attempt)),
         ("deliveries", str(state.deliveries)),
         ("worker", state.worker or "-"),
-        ("payload", str(state.payload)),
-        ("result", str(state.result)),
+        ("payload", as_json(state.payload)),
+        ("result", as_json(state.result)),
         ("created", _when(state.created_at)),
         ("due", _when(state.due_at)),
         ("started", _when(state.started_at)),
@@ -93,15 +97,24 @@ def state_table(state: JobState) -> Table:
         if state.error.traceback:
             rows.append(("traceback", state.error.traceback.rstrip()))
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))  # job data is not console markup
     return table
+
+
+def as_json(value: Any) -> str:
+    """A payload or result as the JSON it was submitted or returned as."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def outcome_line(state: JobState) -> str:
     """One line saying how the job ended."""
     if state.status == "succeeded":
-        return f"[green]succeeded[/] in {_secs(state.run_s)}; result: {state.result}"
+        result = escape(as_json(state.result))
+        return f"[green]succeeded[/] in {_secs(state.run_s)}; result: {result}"
     if state.status == "failed" and state.error is not None:
-        error = f"{state.error.type}: {state.error.message}"
+        error = escape(f"{state.error.type}: {state.error.message}")
         return f"[red]failed[/] after {state.attempt + 1} attempt(s): {error}"
     return f"[yellow]{state.status}[/]"

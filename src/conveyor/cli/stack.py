@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import sys
+from pathlib import Path
 from types import FrameType
 
 import typer
@@ -58,20 +62,24 @@ def up(
             stopping = True
             stack.request_stop()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP too: closing the terminal must stop the stack, not orphan it (every
+    # process of the stack runs in its own session and would outlive `up`).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stack.start()
     try:
         _print_stack(stack)
         stack.supervise()
     finally:
-        console.print(
-            f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
-            "then go back to their queues…"
-        )
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            console.print(
+                f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
+                "then go back to their queues…"
+            )
         stack.stop(grace_s=grace)
-        console.print("[green]Stopped.[/]")
+        with contextlib.suppress(OSError):
+            console.print("[green]Stopped.[/]")
 
 
 def _api_if_free(services: list[ServiceSpec], host: str, port: int) -> list[ServiceSpec]:
@@ -88,6 +96,7 @@ def _api_if_free(services: list[ServiceSpec], host: str, port: int) -> list[Serv
 
 
 def _print_stack(stack: Stack) -> None:
+    command = _command()
     where = "embedded Valkey" if stack.embedded else "configured"
     console.print(f"[bold green]Conveyor is up.[/] Home: {stack.home}")
     console.print(f"Broker ({where}): {mask_url(stack.broker_url)}")
@@ -112,14 +121,29 @@ def _print_stack(stack: Stack) -> None:
             host, port = service.argv[2], service.argv[4]
             console.print(
                 f"  HTTP API: http://{host}:{port}/docs — it needs a key; make one with\n"
-                "  .venv/bin/conveyor keys create --tenant default --scopes submit,read"
+                f"  {command} keys create --tenant default --scopes submit,read"
             )
+    same = "same directory"
+    if "CONVEYOR_HOME" in os.environ:
+        same += f", with CONVEYOR_HOME={os.environ['CONVEYOR_HOME']}"
     console.print(
-        "In another terminal (same directory):\n"
-        '  .venv/bin/conveyor submit diag.sleep --payload \'{"seconds": 3, "steps": 6}\' --wait\n'
-        "  .venv/bin/conveyor queues\n"
+        f"In another terminal ({same}):\n"
+        f'  {command} submit diag.sleep --payload \'{{"seconds": 3, "steps": 6}}\' --wait\n'
+        f"  {command} queues\n"
         "Press Ctrl-C to stop."
     )
+
+
+def _command() -> str:
+    """How to run ``conveyor`` from this directory: the script this stack was started with."""
+    script = Path(sys.argv[0])
+    if script.name != "conveyor" or not script.is_file():
+        return f"{sys.executable} -m conveyor"
+    path = script.absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))  # `make up`: .venv/bin/conveyor
+    except ValueError:
+        return str(path)
 
 
 def worker(
