@@ -54,7 +54,9 @@ def test_workers_stop_when_the_manager_is_killed(scaling_app: Conveyor, start_ma
 
 def test_up_hands_autoscaled_profiles_to_the_manager(tmp_path: Path) -> None:
     topology = default_topology()
-    settings = Settings(home=tmp_path, autoscale_profiles="processing,batch")
+    settings = Settings(
+        home=tmp_path, autoscale_profiles="processing,batch", autoscale_min_workers=2
+    )
     workers, services = hand_to_manager(
         settings, topology, plan_workers(topology), plan_services(settings), grace_s=10
     )
@@ -78,8 +80,9 @@ def test_up_hands_autoscaled_profiles_to_the_manager(tmp_path: Path) -> None:
         only, topology, plan_workers(topology, ["processing"]), plan_services(only)
     )
     assert workers == []
+    # With no minimum configured, the local stack starts one worker per profile.
     assert [s.argv for s in services if s.name == "autoscale"] == [
-        ("autoscale", "--profiles", "processing")
+        ("autoscale", "--profiles", "processing", "--bounds", "processing=1:10")
     ]
 
 
@@ -88,7 +91,7 @@ def test_up_sizes_reach_the_managers_workers(
 ) -> None:
     # `up -c processing=N` must size the workers the manager starts, not vanish.
     topology = default_topology()
-    settings = Settings(home=tmp_path)
+    settings = Settings(home=tmp_path, autoscale_min_workers=2)
     _, services = hand_to_manager(
         settings,
         topology,

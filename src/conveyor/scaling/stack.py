@@ -5,6 +5,8 @@ owns the worker processes of the profiles it scales: the supervisor starts the
 manager as a service and no worker of its own for those profiles, so the two
 never fight over a count. Profiles the manager does not scale
 (``CONVEYOR_AUTOSCALE_PROFILES`` names a subset) keep one supervised worker each.
+Unless ``CONVEYOR_AUTOSCALE_MIN_WORKERS`` is set (or a profile's ``workers`` bounds
+in ``conveyor.toml``), the local stack's minimum is one worker per profile.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ def hand_to_manager(
     managed = [name for name in autoscaled(settings, topology) if name in chosen]
     kept = [w for w in workers if w.profile not in managed]
     argv: tuple[str, ...] = (SERVICE, "--profiles", ",".join(managed))
+    if "autoscale_min_workers" not in settings.model_fields_set:
+        # A local stack starts small: one worker per profile until its backlog asks for
+        # more (the seeds' production minimum of 2 applies to `conveyor autoscale`).
+        for profile in managed:
+            spec = topology.profile(profile)
+            if spec.workers is None:
+                argv += ("--bounds", f"{profile}=1:{max(1, settings.autoscale_max_workers)}")
     for profile, size in (sizes or {}).items():
         if profile in managed:
             # `up -c PROFILE=N`: the manager's workers of that profile get that size.
