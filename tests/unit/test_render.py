@@ -34,3 +34,16 @@ def test_result_is_json() -> None:
         id="j2", type="diag.sleep", queue="processing", status="succeeded", result={"ok": True}
     )
     assert 'result: {"ok": true}' in _render(outcome_line(state))
+
+
+def test_progress_with_brackets_is_printed_as_it_is() -> None:
+    from rich.progress import Progress
+
+    from conveyor.cli import render
+
+    console = Console(width=200, record=True)
+    columns = render.progress_columns()
+    with Progress(*columns, console=console) as bar:
+        bar.add_task("j", total=100, status="started", stage="[/stage]", message="[bold] x")
+    text = console.export_text()  # a MarkupError before the fix
+    assert "[/stage]" in text and "[bold] x" in text

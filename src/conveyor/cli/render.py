@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -18,16 +25,22 @@ from conveyor.state import JobState
 EXIT_FOR_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}
 
 
-def follow(job: Job, timeout: float | None = None) -> JobState:
-    """Show a live progress bar (stage and message) until the job ends; return its state."""
-    columns = (
+def progress_columns() -> tuple[ProgressColumn, ...]:
+    """The progress bar's columns: status, bar, percent, stage, message, elapsed."""
+    return (
         TextColumn("[bold]{task.fields[status]:<9}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[stage]}"),
-        TextColumn("[dim]{task.fields[message]}"),
+        # Stage and message are the job's words, not console markup.
+        TextColumn("{task.fields[stage]}", markup=False),
+        TextColumn("{task.fields[message]}", markup=False, style="dim"),
         TimeElapsedColumn(),
     )
+
+
+def follow(job: Job, timeout: float | None = None) -> JobState:
+    """Show a live progress bar (stage and message) until the job ends; return its state."""
+    columns = progress_columns()
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(job.id, total=100, status="queued", stage="", message="")
         for event in job.events(timeout=timeout):

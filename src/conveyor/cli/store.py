@@ -10,6 +10,7 @@ from types import FrameType
 
 import typer
 from rich.table import Column, Table
+from rich.text import Text
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.settings import Settings, parse_duration
@@ -69,15 +70,16 @@ def jobs(
         state = record.to_state()
         error = f"{record.error_type}: {record.error_message}" if record.error_type else ""
         run = "-" if state.run_s is None else f"{state.run_s:.3f}s"
+        # Job data is not console markup: a message like "[/tmp/x]" must print as is.
         table.add_row(
             record.id,
-            record.type,
-            record.queue,
+            Text(record.type),
+            Text(record.queue),
             record.status,
             str(record.attempt),
             _when(record.created_at),
             run,
-            error[:60],
+            Text(error[:60]),
         )
     console.print(table)
     if not records:
