@@ -22,6 +22,8 @@ from celery import Celery
 from conveyor import delayed, keys
 from conveyor.broker.connection import check_reachable, client_for
 from conveyor.broker.embedded import discover
+from conveyor.broker.message import redis_message
+from conveyor.broker.transport import TRANSPORT_PATH
 from conveyor.celery_events import CeleryEvents, task_fields
 from conveyor.client import Job
 from conveyor.engine import build_celery, visibility_timeout
@@ -292,7 +294,9 @@ class Conveyor:
                 self.settings,
                 time_limit,
                 soft_time_limit,
-                visibility_timeout_s=visibility_timeout(self.settings, self._definitions.values()),
+                visibility_timeout_s=visibility_timeout(
+                    self.settings, self._definitions.values(), self.topology
+                ),
             )
         due_at = _due_at(delay, eta)
         job_id = str(uuid.uuid4())
@@ -439,8 +443,10 @@ class Conveyor:
             writer.emit(event, fields=fields, mode="init", client=pipe)
             pipe.execute()
             return
-        # Publish first: if the broker is down nothing is left behind.
-        self.publish_spec(spec, record=False)
+        push = self._direct_message(spec)
+        if push is None:
+            # Publish first: if the broker is down nothing is left behind.
+            self.publish_spec(spec, record=False)
         event = new_event(
             "queued",
             spec["id"],
@@ -452,7 +458,34 @@ class Conveyor:
             created_at=spec["created_at"],
             **labels,
         )
-        writer.emit(event, fields=fields, mode="init", celery=[self.task_sent_event(spec)])
+        # With a direct message, the message and its event go in one atomic step.
+        writer.emit(
+            event, fields=fields, mode="init", celery=[self.task_sent_event(spec)], push=push
+        )
+
+    def _direct_message(self, spec: dict[str, Any]) -> tuple[str, str] | None:
+        """The message to push with the ``queued`` event, or None to publish through Celery.
+
+        Direct on Conveyor's Redis transport without compression (see
+        :mod:`conveyor.broker.message`); through Celery's producer otherwise.
+        """
+        conf = self.celery.conf
+        if conf.broker_transport != TRANSPORT_PATH or conf.task_compression:
+            return None
+        limits = _limits(spec)
+        return redis_message(
+            self.celery,
+            task_id=spec["id"],
+            name=spec["type"],
+            args=[spec["payload"]],
+            kwargs={"meta": _meta(spec)},
+            queue=spec["queue"],
+            priority=spec["priority"],
+            argsrepr=_repr_json([spec["payload"]]),
+            kwargsrepr=_repr_json({"meta": _meta(spec)}),
+            time_limit=limits.get("time_limit"),
+            soft_time_limit=limits.get("soft_time_limit"),
+        )
 
     def publish_spec(self, spec: dict[str, Any], record: bool = True) -> None:
         """Publish one attempt of a job to its queue (used by submit, retries and the mover)."""

@@ -19,14 +19,25 @@ from conveyor.topology import Topology
 VISIBILITY_MARGIN_S = 300.0
 
 
-def visibility_timeout(settings: Settings, definitions: Iterable[JobDefinition]) -> float:
+def visibility_timeout(
+    settings: Settings, definitions: Iterable[JobDefinition], topology: Topology | None = None
+) -> float:
     """A visibility timeout above every hard time limit, so no job runs twice for being slow.
 
-    ``CONVEYOR_VISIBILITY_TIMEOUT_S`` is taken as given; a job type whose hard
-    limit reaches it is a configuration error.
+    The hard limits counted are the settings', every job type's and every worker
+    profile's in ``topology`` (``[profiles.NAME] time_limit``).
+    ``CONVEYOR_VISIBILITY_TIMEOUT_S`` is taken as given; a job type or profile
+    whose hard limit reaches it is a configuration error.
     """
     definitions = list(definitions)
-    longest = max([settings.time_limit_s, *(d.time_limit for d in definitions if d.time_limit)])
+    profiles = list(topology.profiles.values()) if topology is not None else []
+    longest = max(
+        [
+            settings.time_limit_s,
+            *(d.time_limit for d in definitions if d.time_limit),
+            *(p.time_limit for p in profiles if p.time_limit),
+        ]
+    )
     chosen = settings.visibility_timeout_s
     if chosen is None:
         return longest * 1.25 + VISIBILITY_MARGIN_S
@@ -35,6 +46,13 @@ def visibility_timeout(settings: Settings, definitions: Iterable[JobDefinition])
             raise ConfigurationError(
                 f"job {definition.name!r}: time_limit {definition.time_limit:g}s reaches "
                 f"CONVEYOR_VISIBILITY_TIMEOUT_S ({chosen:g}s); it would be delivered twice"
+            )
+    for profile in profiles:
+        if profile.time_limit is not None and profile.time_limit >= chosen:
+            raise ConfigurationError(
+                f"profiles.{profile.name}: time_limit {profile.time_limit:g}s reaches "
+                f"CONVEYOR_VISIBILITY_TIMEOUT_S ({chosen:g}s); a job that runs to it "
+                "would be delivered twice"
             )
     return chosen
 
@@ -46,7 +64,7 @@ def celery_config(
     definitions = list(definitions)
     is_redis = broker_url.startswith(("redis://", "rediss://", "unix://"))
     transport_options: dict[str, Any] = {
-        "visibility_timeout": visibility_timeout(settings, definitions),
+        "visibility_timeout": visibility_timeout(settings, definitions, topology),
     }
     if is_redis:
         transport_options["queue_priorities"] = topology.queue_priorities()

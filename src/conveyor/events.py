@@ -90,11 +90,17 @@ local job, stream = KEYS[1], KEYS[2]
 local status, rank, attempt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, maxlen, channel, event, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 -- ARGV[9] = n extra (channel, message) pairs to publish (Celery-format events),
--- then the pairs, then the live-state fields as name, value pairs.
+-- then the pairs; then, when KEYS[3] names a broker list, the job's message to push
+-- onto it; then the live-state fields as name, value pairs.
 local nextra = tonumber(ARGV[9])
 local first_field = 10 + 2 * nextra
 local function publish_extra()
   for i = 0, nextra - 1 do redis.call('PUBLISH', ARGV[10 + 2 * i], ARGV[11 + 2 * i]) end
+end
+if KEYS[3] then
+  -- Submit: the message is enqueued in the same atomic step as its `queued` event.
+  redis.call('LPUSH', KEYS[3], ARGV[first_field])
+  first_field = first_field + 1
 end
 local cur = redis.call('HMGET', job, 'status', 'rank', 'attempt', 'deliveries')
 local cur_rank = tonumber(cur[2] or '0')
@@ -163,12 +169,14 @@ class EventWriter:
         mode: Literal["normal", "init", "start"] = "normal",
         client: Any = None,
         celery: list[tuple[str, str]] | None = None,
+        push: tuple[str, str] | None = None,
     ) -> Transition:
         """Apply ``event`` (see the module docstring); ``fields`` go to the live-state hash.
 
         ``client`` may be a pipeline, to batch several jobs' events in one round trip;
         the :class:`Transition` is then read from the pipeline's result. ``celery``
-        holds Celery-format events (channel, message) published with the change.
+        holds Celery-format events (channel, message) published with the change;
+        ``push`` a broker message (list, JSON) enqueued in the same atomic step.
         """
         kind = event["type"]
         status = "" if kind == "progress" else kind
@@ -186,14 +194,16 @@ class EventWriter:
         for channel, message in celery or ():
             args.append(channel)
             args.append(message)
+        script_keys = [keys.job(event["job_id"]), keys.EVENTS]
+        if push is not None:
+            script_keys.append(push[0])
+            args.append(push[1])
         for name, value in (fields or {}).items():
             if value is None:
                 continue
             args.append(name)
             args.append(value if isinstance(value, str | int | float) else _dumps(value))
-        reply = self._script(
-            keys=[keys.job(event["job_id"]), keys.EVENTS], args=args, client=client
-        )
+        reply = self._script(keys=script_keys, args=args, client=client)
         if client is not None:
             return Transition([1, status, 0])
         return Transition(reply)

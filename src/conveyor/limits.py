@@ -1,7 +1,9 @@
 """Time limits: the exceptions a job sees, and the limits one submission may set.
 
 Every job runs under a soft and a hard time limit: the job type's
-(``@app.job(time_limit=, soft_time_limit=)``), else the settings'
+(``@app.job(time_limit=, soft_time_limit=)``), else the worker's (its
+``--time-limit``/``--soft-time-limit`` flags, else its profile's
+``time_limit``/``soft_time_limit`` in ``conveyor.toml``), else the settings'
 (``CELERY_TASK_TIME_LIMIT``, ``CELERY_TASK_SOFT_TIME_LIMIT``). A submission (or a
 dead-letter replay) may override them for that one job; the override travels
 in the message (Celery's ``timelimit`` header) and with every retry.
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from conveyor.errors import InvalidSubmission
+from conveyor.errors import ConfigurationError, InvalidSubmission
 from conveyor.jobs import JobDefinition
 from conveyor.settings import Settings
+from conveyor.topology import Profile
 
-__all__ = ["SoftTimeLimitExceeded", "TimeLimitExceeded", "resolve_limits"]
+__all__ = ["SoftTimeLimitExceeded", "TimeLimitExceeded", "resolve_limits", "worker_limits"]
 
 
 def resolve_limits(
@@ -61,5 +64,44 @@ def resolve_limits(
             f"time_limit {hard:g}s reaches the broker's visibility timeout "
             f"({visibility_timeout_s:g}s, CONVEYOR_VISIBILITY_TIMEOUT_S); the job would be "
             "delivered twice"
+        )
+    return hard, soft
+
+
+def worker_limits(
+    settings: Settings,
+    profile: Profile,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
+) -> tuple[float, float]:
+    """The ``(hard, soft)`` default limits of a worker running ``profile``.
+
+    Each comes from the worker's flag, else the profile's entry in the topology,
+    else the settings (``CELERY_TASK_TIME_LIMIT`` / ``CELERY_TASK_SOFT_TIME_LIMIT``).
+    When the hard limit is the worker's own but the soft one is not, the soft limit
+    keeps the settings' margin below it (at least half the hard limit), as a
+    submission's override does. A job type's limits, and a submission's, win over
+    these (Celery's per-task and per-message limits). Raises
+    :class:`ConfigurationError` for a soft limit not below the hard one.
+    """
+    where = f"worker --profile {profile.name}"
+    for flag, value in (("--time-limit", time_limit), ("--soft-time-limit", soft_time_limit)):
+        if value is not None and (isinstance(value, bool) or not value > 0):
+            raise ConfigurationError(f"{where}: {flag} must be a number of seconds > 0")
+    hard_own = time_limit if time_limit is not None else profile.time_limit
+    soft_own = soft_time_limit if soft_time_limit is not None else profile.soft_time_limit
+    hard = float(hard_own) if hard_own is not None else float(settings.time_limit_s)
+    if soft_own is not None:
+        soft = float(soft_own)
+    elif hard_own is not None:
+        margin = max(0.0, settings.time_limit_s - settings.soft_time_limit_s)
+        soft = max(hard - margin, hard / 2)
+    else:
+        soft = float(settings.soft_time_limit_s)
+    if soft >= hard:
+        raise ConfigurationError(
+            f"{where}: soft time limit ({soft:g}s) must be below the hard time limit "
+            f"({hard:g}s); set both (--soft-time-limit/--time-limit, or the profile's "
+            "soft_time_limit/time_limit in conveyor.toml)"
         )
     return hard, soft

@@ -13,6 +13,7 @@ entry or add new ones::
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -56,6 +57,10 @@ class Profile:
     #: Celery's prefetch multiplier and max tasks per pool child (None: the settings').
     prefetch: int | None = None
     max_tasks_per_child: int | None = None
+    #: Default hard and soft time limits (seconds) for jobs this profile's workers run
+    #: (None: the settings'). A job type's own limits, and a submission's, win over these.
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,8 @@ def apply_overrides(base: Topology, data: Mapping[str, Any], source: str = "conf
         "workers",
         "prefetch",
         "max_tasks_per_child",
+        "time_limit",
+        "soft_time_limit",
     }
     for name, spec in _table(data, "profiles", source).items():
         where = f"{source}: profiles.{name}"
@@ -235,7 +242,23 @@ def _profile_from(current: Profile, spec: Mapping[str, Any], where: str) -> Prof
     if "max_tasks_per_child" in spec:
         value = _positive(spec["max_tasks_per_child"], f"{where}.max_tasks_per_child")
         updated = replace(updated, max_tasks_per_child=value)
+    if "time_limit" in spec:
+        updated = replace(updated, time_limit=_seconds(spec["time_limit"], f"{where}.time_limit"))
+    if "soft_time_limit" in spec:
+        value = _seconds(spec["soft_time_limit"], f"{where}.soft_time_limit")
+        updated = replace(updated, soft_time_limit=value)
+    hard, soft = updated.time_limit, updated.soft_time_limit
+    if hard is not None and soft is not None and soft >= hard:
+        raise ConfigurationError(
+            f"{where}: soft_time_limit ({soft:g}s) must be below time_limit ({hard:g}s)"
+        )
     return updated
+
+
+def _seconds(value: Any, where: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
+        raise ConfigurationError(f"{where}: must be a number of seconds > 0 (got {value!r})")
+    return float(value)
 
 
 def _positive(value: Any, where: str) -> int:

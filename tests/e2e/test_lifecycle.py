@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 from celery import Celery
 
-from conveyor import Conveyor, keys
+from conveyor import Conveyor, Settings, keys
 from conveyor.broker.transport import TRANSPORT_PATH
 from conveyor.testing import WorkerProcess, wait_until
 
@@ -231,3 +231,42 @@ def test_delay_longer_than_the_visibility_timeout_runs_once(
     assert state.deliveries == 1
     assert state.due_at is not None and state.started_at is not None
     assert state.started_at >= state.due_at
+
+
+def test_profile_time_limits_kill_a_job_that_runs_longer(
+    broker_url: str, settings: Settings, tmp_path: Path, worker_log: Path
+) -> None:
+    """A profile's limits from ``conveyor.toml`` reach a real worker; a submission's own win.
+
+    The profile has a queue of its own: the module's shared worker consumes processing.
+    """
+    from tests.e2e.limits_app import APP, HANG, make_app
+
+    config = tmp_path / "conveyor.toml"
+    config.write_text(
+        "[queues.limited]\npriority = 3\n\n"
+        '[profiles.limited]\nqueues = ["limited"]\ntime_limit = 2\nsoft_time_limit = 1\n'
+    )
+    app = make_app(settings.model_copy(update={"config_file": config}))
+    env = {"CONVEYOR_CONFIG": str(config), "CONVEYOR_DEFAULT_RETRIES": "0"}
+    with WorkerProcess(
+        broker_url, profile="limited", concurrency=2, app=APP, log_path=worker_log, env=env
+    ) as w:
+        wait_until(
+            lambda: "time limits 1s soft / 2s hard" in w.log(), timeout=10, what="ready line"
+        )
+        started = time.monotonic()
+        killed = app.submit(HANG, {"seconds": 5}, queue="limited")
+        # A submission's limits win over the worker's profile.
+        outlived = app.submit(
+            HANG, {"seconds": 3}, queue="limited", time_limit=8, soft_time_limit=6
+        )
+        state = killed.wait(timeout=20)
+        assert state.status == "failed" and state.attempt == 0
+        assert state.error is not None and state.error.type == "TimeLimitExceeded"
+        assert "hard time limit (2s)" in (state.error.message or "")
+        assert state.stage == "soft limit caught"
+        assert time.monotonic() - started < 4.5
+        other = outlived.wait(timeout=20)
+        assert other.status == "succeeded", other.error
+        assert other.result == {"slept_s": 3} and other.stage != "soft limit caught"

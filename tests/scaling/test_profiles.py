@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor import Conveyor, Settings
@@ -50,3 +52,30 @@ def test_unknown_profile_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="unknown profile 'gpu-fast'"):
         managed_profiles(app, ["gpu-fast"])
     assert managed_profiles(app) == list(app.topology.profiles)
+
+
+def test_manager_workers_run_under_the_profiles_time_limits(
+    scaling_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The local back end starts `conveyor worker --profile P`: P's limits apply."""
+    from conveyor.scaling.backends.local import LocalBackend
+    from conveyor.testing import wait_until
+
+    config = tmp_path / "limits.toml"
+    config.write_text("[profiles.processing]\nconcurrency = 1\ntime_limit = 90\n")
+    env = {**scaling_env, "CONVEYOR_CONFIG": str(config)}
+    app = Conveyor(
+        Settings(redis_url=env["REDIS_URL"], home=Path(env["CONVEYOR_HOME"]), config_file=config)
+    )
+    assert app.topology.profile("processing").time_limit == 90
+    backend = LocalBackend(app, env=env, grace_s=5)
+    try:
+        backend.scale("processing", 1)
+        [worker] = backend.workers.values()
+        wait_until(
+            lambda: "time limits 45s soft / 90s hard" in worker.log_path.read_text(),
+            timeout=30,
+            what=f"the worker's ready line ({worker.log_path})",
+        )
+    finally:
+        backend.close(5)

@@ -45,6 +45,15 @@ def test_toml_overrides_and_adds(tmp_path: Path) -> None:
         ('[queues."bad:name"]\npriority = 1\n', "invalid name"),
         ('[profiles.processing]\npool = "gevent"\n', "pool: must be one of"),
         ("[queues.a\n", "not valid TOML"),
+        (
+            "[profiles.batch]\ntime_limit = 60\nsoft_time_limit = 60\n",
+            r"profiles\.batch: soft_time_limit \(60s\) must be below time_limit \(60s\)",
+        ),
+        ("[profiles.batch]\ntime_limit = 0\n", r"profiles\.batch\.time_limit: must be a number"),
+        ("[profiles.batch]\nsoft_time_limit = -1\n", r"profiles\.batch\.soft_time_limit: must"),
+        ('[profiles.batch]\ntime_limit = "60"\n', r"profiles\.batch\.time_limit: must"),
+        ("[profiles.batch]\ntime_limit = true\n", r"profiles\.batch\.time_limit: must"),
+        ("[profiles.batch]\ntime_limit = inf\n", r"profiles\.batch\.time_limit: must"),
     ],
 )
 def test_bad_toml_is_refused_with_the_place(tmp_path: Path, text: str, message: str) -> None:
@@ -57,3 +66,19 @@ def test_bad_toml_is_refused_with_the_place(tmp_path: Path, text: str, message: 
 def test_unknown_queue_lists_the_known_ones() -> None:
     with pytest.raises(ConfigurationError, match="known queues: critical, generation-high"):
         default_topology().queue("nope")
+
+
+def test_profile_time_limits_from_toml(tmp_path: Path) -> None:
+    config = tmp_path / "conveyor.toml"
+    config.write_text(
+        "[profiles.batch]\ntime_limit = 7200\nsoft_time_limit = 7000.5\n\n"
+        "[profiles.critical]\ntime_limit = 30\n"
+    )
+    topology = load_topology(config)
+    batch = topology.profile("batch")
+    assert (batch.time_limit, batch.soft_time_limit) == (7200.0, 7000.5)
+    assert batch.queues == ("batch",) and batch.concurrency == 2  # the rest unchanged
+    assert topology.profile("critical").time_limit == 30
+    assert topology.profile("critical").soft_time_limit is None
+    # The default table sets none: the settings' apply.
+    assert all(p.time_limit is None for p in default_topology().profiles.values())

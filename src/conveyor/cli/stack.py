@@ -162,6 +162,18 @@ def worker(
     max_tasks_per_child: int | None = typer.Option(
         None, "--max-tasks-per-child", min=1, help="Replace a pool process after N jobs."
     ),
+    time_limit: float | None = typer.Option(
+        None,
+        "--time-limit",
+        min=0.001,
+        help="Hard time limit (s) for jobs whose type sets none (kills the pool process).",
+    ),
+    soft_time_limit: float | None = typer.Option(
+        None,
+        "--soft-time-limit",
+        min=0.001,
+        help="Soft time limit (s): SoftTimeLimitExceeded inside jobs whose type sets none.",
+    ),
 ) -> None:
     """Run one worker for a profile in the foreground."""
     from conveyor.worker.process import run_worker
@@ -188,6 +200,8 @@ def worker(
                 ("loglevel", loglevel),
                 ("prefetch", prefetch),
                 ("max-tasks-per-child", max_tasks_per_child),
+                ("time-limit", time_limit),
+                ("soft-time-limit", soft_time_limit),
             )
             if v is not None
         ]
@@ -203,6 +217,8 @@ def worker(
         loglevel=loglevel.upper(),
         prefetch=prefetch,
         max_tasks_per_child=max_tasks_per_child,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
     )
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 
 from conveyor.delayed import Mover
+from conveyor.errors import ConfigurationError
+from conveyor.limits import worker_limits
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
 from conveyor.worker import gpu
@@ -20,6 +22,8 @@ from conveyor.worker.resources import run_start_hooks
 from conveyor.worker.vitals import gpu_label, vitals_reader
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from conveyor.app import Conveyor
 
 log = logging.getLogger("conveyor.worker")
@@ -41,18 +45,33 @@ def run_worker(
     loglevel: str = "INFO",
     prefetch: int | None = None,
     max_tasks_per_child: int | None = None,
+    time_limit: float | None = None,
+    soft_time_limit: float | None = None,
 ) -> None:
     """Run a Celery worker for ``profile_name`` in this process until it is stopped.
 
     Each argument overrides the profile's entry, which overrides the settings'.
+    The time limits are the worker's defaults: a job type's own limits, and a
+    submission's, win over them (see :func:`conveyor.limits.worker_limits`).
     """
     profile = app.topology.profile(profile_name)
     selected = queues or list(profile.queues)
     for queue in selected:
         app.topology.queue(queue)
+    hard_limit, soft_limit = worker_limits(app.settings, profile, time_limit, soft_time_limit)
     concurrency = concurrency or app.settings.worker_concurrency or profile.concurrency
     hostname = name or worker_name(profile.name)
     celery_app = app.celery
+    _check_visibility(celery_app.conf.broker_transport_options or {}, hard_limit, app)
+    apply_worker_limits(celery_app, app, hard_limit, soft_limit)
+    if (pool or profile.pool) != "prefork" and (
+        time_limit or soft_time_limit or profile.time_limit or profile.soft_time_limit
+    ):
+        log.warning(
+            "worker %s: Celery enforces time limits only in the prefork pool, not %s",
+            hostname,
+            pool or profile.pool,
+        )
     mover = Mover(app.redis, app.publish_spec, poll_s=app.settings.delayed_poll_s)
     # The transport records this worker's deliveries in its held set (the rescue's input).
     options = dict(celery_app.conf.broker_transport_options or {})
@@ -85,11 +104,13 @@ def run_worker(
         if profile.gpu != "none" and not gpus:
             log.warning("worker %s: no GPU found; profile %s runs on CPU", hostname, profile.name)
         log.info(
-            "worker %s ready: queues %s, concurrency %d, pool %s",
+            "worker %s ready: queues %s, concurrency %d, pool %s, time limits %gs soft / %gs hard",
             hostname,
             ",".join(selected),
             concurrency,
             pool or profile.pool,
+            soft_limit,
+            hard_limit,
         )
 
     def stopping(**_: Any) -> None:
@@ -125,6 +146,12 @@ def run_worker(
         str(concurrency),
         "--pool",
         pool or profile.pool,
+        # The worker's defaults; a job type's limits (task options) and a submission's
+        # (the message's timelimit header) take precedence inside Celery.
+        "--time-limit",
+        f"{hard_limit:g}",
+        "--soft-time-limit",
+        f"{soft_limit:g}",
         "--loglevel",
         loglevel,
         "--without-mingle",
@@ -137,3 +164,48 @@ def run_worker(
     if max_tasks_per_child is not None:
         argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
     celery_app.worker_main(argv)
+
+
+def apply_worker_limits(
+    celery_app: Celery, app: Conveyor, hard_limit: float, soft_limit: float
+) -> None:
+    """Make ``(hard_limit, soft_limit)`` the defaults of every task this worker runs.
+
+    Celery copies ``task_time_limit``/``task_soft_time_limit`` into each task when
+    it is bound, and a task's own limit wins over the worker's ``--time-limit``;
+    so each job type gets its own limit where it sets one, else the worker's
+    (per limit). A submission's override travels in the message's ``timelimit``
+    header and wins over both.
+    """
+    settings = app.settings
+    celery_app.conf.task_time_limit = hard_limit
+    celery_app.conf.task_soft_time_limit = soft_limit
+    task: Any  # Celery types the limits as int
+    for task in celery_app.tasks.values():
+        definition = getattr(task, "conveyor_definition", None)
+        if definition is not None:
+            task.time_limit = definition.time_limit or hard_limit
+            task.soft_time_limit = definition.soft_time_limit or soft_limit
+            continue
+        # Other tasks (dead letters, Celery's own) took the settings' when bound.
+        if task.time_limit == settings.time_limit_s:
+            task.time_limit = hard_limit
+        if task.soft_time_limit == settings.soft_time_limit_s:
+            task.soft_time_limit = soft_limit
+
+
+def _check_visibility(transport_options: dict[str, Any], hard_limit: float, app: Conveyor) -> None:
+    """Refuse a worker whose hard limit reaches the broker's visibility timeout."""
+    timeout = transport_options.get("visibility_timeout")
+    if timeout is None or hard_limit < timeout:
+        return
+    source = (
+        "CONVEYOR_VISIBILITY_TIMEOUT_S"
+        if app.settings.visibility_timeout_s is not None
+        else "derived from the configured limits"
+    )
+    raise ConfigurationError(
+        f"worker time limit {hard_limit:g}s reaches the broker's visibility timeout "
+        f"({timeout:g}s, {source}); a job that runs to it would be delivered twice: "
+        "raise CONVEYOR_VISIBILITY_TIMEOUT_S or set the limit as the profile's time_limit"
+    )
