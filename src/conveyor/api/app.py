@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from conveyor.api import errors
 from conveyor.api.context import ApiContext
+from conveyor.api.fastpath import SubmitFastPath
 from conveyor.api.limits import BodyLimit
 from conveyor.api.metrics import build_registry
 from conveyor.api.routers import (
@@ -64,6 +65,8 @@ def create_app(conveyor: Conveyor | None = None, *, auth: bool = True) -> FastAP
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(system.router)
+    # The last added runs first: the body limit, then the POST /api/v1/jobs fast path.
+    app.add_middleware(SubmitFastPath, ctx=ctx)
     app.add_middleware(BodyLimit)
     app.openapi = lambda: _openapi(app, ctx)  # type: ignore[method-assign]
     return app

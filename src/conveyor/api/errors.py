@@ -119,13 +119,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _dependency_error(request: Request, exc: Exception) -> JSONResponse:
+def dependency_error(exc: Exception) -> JSONResponse:
+    """The response for a Redis or SQL driver error that no layer wrapped (503)."""
     wrapped: ConveyorError
     if isinstance(exc, redis.RedisError):
         wrapped = BrokerError(f"broker error: {type(exc).__name__}: {exc}")
     else:
         wrapped = StoreError(f"job store error: {type(exc).__name__}")
     return error_response(wrapped)
+
+
+async def _dependency_error(request: Request, exc: Exception) -> JSONResponse:
+    return dependency_error(exc)
 
 
 def install(app: FastAPI) -> None:
