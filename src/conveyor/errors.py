@@ -18,6 +18,7 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
     ├── JobTimeoutError          waiting for a job took longer than allowed
     └── JobError                 raised inside a job to steer what happens next
         ├── PermanentError       never retried: the job fails at once
+        │   └── DeliveryLimitExceeded  its process died under it on every delivery
         ├── TransientError       retried with backoff while retries remain
         └── JobCancelled         the job was cancelled while it ran
 
@@ -114,6 +115,15 @@ class PermanentError(JobError):
 
 class TransientError(JobError):
     """A failure that may go away: the job is retried with backoff."""
+
+
+class DeliveryLimitExceeded(PermanentError):
+    """The job was started again and again without finishing: its process died each time.
+
+    A job that crashes its own worker process (a segfault, the kernel's OOM killer)
+    would otherwise be redelivered forever; past ``CONVEYOR_MAX_REDELIVERIES`` it
+    fails and goes to the dead-letter queue with this error.
+    """
 
 
 class JobCancelled(JobError):

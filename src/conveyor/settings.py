@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     delayed_poll_s: float = Field(0.5, gt=0, le=60, validation_alias="CONVEYOR_DELAYED_POLL_S")
     heartbeat_s: float = Field(5.0, gt=0, le=300, validation_alias="CONVEYOR_HEARTBEAT_S")
     cancel_grace_s: float = Field(10.0, ge=0, le=3600, validation_alias="CONVEYOR_CANCEL_GRACE_S")
+    max_redeliveries: int = Field(5, ge=0, validation_alias="CONVEYOR_MAX_REDELIVERIES")
 
     # Worker health and the worker manager (conveyor.scaling)
     heartbeat_file: Path | None = Field(None, validation_alias="CONVEYOR_HEARTBEAT_FILE")

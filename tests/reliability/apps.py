@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from pydantic import BaseModel
@@ -42,6 +43,11 @@ def model(ctx: JobContext, params: Tick) -> dict[str, str]:
     return {"device": ctx.device}
 
 
+def crash(ctx: JobContext, params: Tick) -> None:
+    """Kills its own process, as a segfault or the kernel's OOM killer would."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def register(app: Conveyor) -> None:
     """Add the test job types to ``app``."""
     app.job("rl.tick", queue="batch", retries=0, rate_limit="5/s")(tick)
@@ -49,6 +55,7 @@ def register(app: Conveyor) -> None:
     app.job("uq.payload", queue="batch", unique=True)(order)
     app.job("hy.pid", queue="batch", retries=0)(tick)
     app.job("gp.model", queue="batch", retries=0, gpu="prefer")(model)
+    app.job("hy.crash", queue="batch", retries=0)(crash)
 
 
 app = Conveyor()

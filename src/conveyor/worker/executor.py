@@ -16,7 +16,13 @@ from pydantic import BaseModel
 from conveyor import keys
 from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
-from conveyor.errors import JobCancelled, PayloadInvalid, PermanentError, TransientError
+from conveyor.errors import (
+    DeliveryLimitExceeded,
+    JobCancelled,
+    PayloadInvalid,
+    PermanentError,
+    TransientError,
+)
 from conveyor.events import TERMINAL, new_event
 from conveyor.jobs import JobContext, JobDefinition, backoff_delay, remove_job_tempdirs
 from conveyor.worker.deadletter import send_dead_letter
@@ -159,6 +165,26 @@ class Execution:
         log.info("job %s rate limited (%s); back in %.2fs", self.job_id, rate, wait)
         return True
 
+    def _over_delivery_limit(self, started_at: float) -> bool:
+        """Fail (and dead-letter) a job whose process died under it too many times.
+
+        Each attempt is started once; every start beyond that is a redelivery after
+        its worker process died (or was rescued from a dead worker).
+        """
+        redeliveries = self.deliveries - (self.attempt + 1)
+        limit = self.app.settings.max_redeliveries
+        if redeliveries <= limit:
+            return False
+        self._handle_error(
+            DeliveryLimitExceeded(
+                f"started {self.deliveries} times without finishing "
+                f"({redeliveries} redeliveries after its worker process died; "
+                f"CONVEYOR_MAX_REDELIVERIES={limit})"
+            ),
+            started_at,
+        )
+        return True
+
     def run(self) -> Any:
         """Run this delivery to its end; never raises for a job's own failure."""
         if self._rate_limited():
@@ -194,6 +220,8 @@ class Execution:
             )
             return None
         self.deliveries = start.deliveries
+        if self._over_delivery_limit(started_at):
+            return None
         ctx = JobContext(self)
         middleware = self.app.middleware
         try:
