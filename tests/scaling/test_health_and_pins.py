@@ -109,3 +109,16 @@ def test_bad_input_is_refused_clearly(scaling_env: dict[str, str], redis_client:
     assert typo.returncode == 2 and "no such option: --stauts" in typo.stderr
     inverted = cli(scaling_env, "autoscale", "--once", "--bounds", "processing=5:2")
     assert inverted.returncode == 2 and "above max" in inverted.stderr
+
+
+def test_once_against_an_unreachable_kubernetes_api_exits_non_zero(
+    scaling_env: dict[str, str], redis_client: Any
+) -> None:
+    env = {
+        **scaling_env,
+        "CONVEYOR_AUTOSCALE_BACKEND": "kubernetes",
+        "CONVEYOR_K8S_API_URL": "http://127.0.0.1:1",
+    }
+    done = cli(env, "autoscale", "--once", "--profiles", "processing")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "profile processing" in done.stderr and "127.0.0.1:1" in done.stderr

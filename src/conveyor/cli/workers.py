@@ -181,7 +181,12 @@ def autoscale(
     backend = make_backend(app, _parse_sizes(app, concurrency))
     manager = Manager(app, backend, chosen, _parse_bounds(bounds))
     if once:
-        manager.tick()
+        failed = [s for s in manager.tick() if s.error]
+        for status in failed:
+            typer.echo(f"error: profile {status.profile}: {status.error}", err=True)
+        if failed:
+            # The workers were kept as they are; the round itself did not succeed.
+            raise typer.Exit(1)
         return
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
