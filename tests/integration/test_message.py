@@ -9,7 +9,6 @@ from typing import Any
 import redis
 
 from conveyor import Conveyor, keys
-from conveyor.app import _limits, _meta, _repr_json
 
 
 def _comparable(raw: bytes) -> dict[str, Any]:
@@ -40,18 +39,7 @@ def test_direct_message_matches_send_task(app: Conveyor, redis_client: redis.Red
         time_limit=30,
         soft_time_limit=20,
     )
-    app.celery.send_task(
-        spec["type"],
-        args=[spec["payload"]],
-        kwargs={"meta": _meta(spec)},
-        task_id=spec["id"],
-        queue=spec["queue"],
-        routing_key=spec["queue"],
-        priority=spec["priority"],
-        argsrepr=_repr_json([spec["payload"]]),
-        kwargsrepr=_repr_json({"meta": _meta(spec)}),
-        **_limits(spec),
-    )
+    app.publish_spec(spec, record=False)  # through Celery's send_task
     through_celery = redis_client.rpop(keys.queue_list("processing", 4))
     assert through_celery is not None
     assert _comparable(direct) == _comparable(through_celery)
