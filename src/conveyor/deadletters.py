@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
-from pydantic import BaseModel
 
 from conveyor import keys
 from conveyor.errors import (
@@ -41,6 +40,7 @@ from conveyor.errors import (
     StoreError,
     UnknownJobType,
 )
+from conveyor.events import SCHEMA_VERSION
 from conveyor.store.records import DeadLetterRecord as DeadLetter
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class ReplayReport:
 
 
 class _Store(Protocol):
-    def get_dead_letter(self, job_id: str) -> Any: ...
+    def get_dead_letter(self, job_id: str) -> DeadLetter | None: ...
 
     def list_dead_letters(
         self,
@@ -98,7 +98,7 @@ class _Store(Protocol):
         tenant: str | None = ...,
         include_replayed: bool = ...,
         limit: int = ...,
-    ) -> list[Any]: ...
+    ) -> list[DeadLetter]: ...
 
 
 @contextlib.contextmanager
@@ -131,26 +131,16 @@ def _epoch(moment: Moment) -> float | None:
     return float(moment)
 
 
-def _as_dead_letter(row: Any) -> DeadLetter:
-    if isinstance(row, DeadLetter):
-        return row
-    if isinstance(row, BaseModel):
-        return DeadLetter.model_validate(row.model_dump())
-    if isinstance(row, dict):
-        return DeadLetter.model_validate(row)
-    return DeadLetter.model_validate(row, from_attributes=True)
-
-
 # ----------------------------------------------------------------------------- reading
 
 
 def get_dead_letter(app: Conveyor, job_id: str, *, store: Any = None) -> DeadLetter:
     """The dead letter of job ``job_id``; :class:`NotFound` if there is none."""
     with _opened(app, store) as opened:
-        row = opened.get_dead_letter(job_id)
-    if row is None:
+        letter = opened.get_dead_letter(job_id)
+    if letter is None:
         raise NotFound(f"no dead letter for job {job_id}")
-    return _as_dead_letter(row)
+    return letter
 
 
 def list_dead_letters(
@@ -172,7 +162,7 @@ def list_dead_letters(
     replayed dead letters are left out unless ``include_replayed``.
     """
     with _opened(app, store) as opened:
-        rows = opened.list_dead_letters(
+        return opened.list_dead_letters(
             type=type,
             queue=queue,
             error_type=error_type,
@@ -182,7 +172,6 @@ def list_dead_letters(
             include_replayed=include_replayed,
             limit=limit,
         )
-    return [_as_dead_letter(row) for row in rows]
 
 
 # ----------------------------------------------------------------------------- replay
@@ -209,11 +198,9 @@ def replay(
     when the dead letter was already replayed (``force=True`` replays it again).
     Nothing changes when it raises.
     """
-    with _opened(app, store) as opened:
-        letter = get_dead_letter(app, job_id, store=opened)
     return _replay_letter(
         app,
-        letter,
+        get_dead_letter(app, job_id, store=store),
         queue=queue,
         priority=priority,
         time_limit=time_limit,
@@ -244,18 +231,17 @@ def replay_matching(
     ``to_queue`` and the time limits apply to every replayed job.
     """
     report = ReplayReport()
-    with _opened(app, store) as opened:
-        letters = list_dead_letters(
-            app,
-            type=type,
-            queue=queue,
-            error_type=error_type,
-            since=since,
-            until=until,
-            tenant=tenant,
-            limit=limit,
-            store=opened,
-        )
+    letters = list_dead_letters(
+        app,
+        type=type,
+        queue=queue,
+        error_type=error_type,
+        since=since,
+        until=until,
+        tenant=tenant,
+        limit=limit,
+        store=store,
+    )
     for letter in letters:
         try:
             job = _replay_letter(
@@ -322,12 +308,14 @@ def _replay_letter(
     except BaseException:
         client.delete(claim)
         raise
-    client.set(claim, job.id, ex=ttl)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(claim, job.id, ex=ttl)
     _append(
-        client,
+        pipe,
         app.settings.events_maxlen,
         {"type": "dead_letter_replayed", "job_id": letter.job_id, "replayed_as": job.id},
     )
+    pipe.execute()
     return job
 
 
@@ -357,38 +345,32 @@ def purge(
     rows when it applies the ``dead_letter_purged`` events.
     """
     filters = {"type": type, "queue": queue, "error_type": error_type, "tenant": tenant}
-    with _opened(app, store) as opened:
-        if job_id is not None:
-            ids = [get_dead_letter(app, job_id, store=opened).job_id]
-        else:
-            if not everything and all(v is None for v in (*filters.values(), since, until)):
-                raise InvalidSubmission(
-                    "purge needs a job id, a filter, or everything=True (--all)"
-                )
-            letters = list_dead_letters(
-                app,
-                since=since,
-                until=until,
-                include_replayed=include_replayed,
-                limit=limit,
-                store=opened,
-                **filters,
-            )
-            ids = [letter.job_id for letter in letters]
-    client = app.redis
-    for dead_id in ids:
-        _append(
-            client,
-            app.settings.events_maxlen,
-            {"type": "dead_letter_purged", "job_id": dead_id},
+    if job_id is not None:
+        ids = [get_dead_letter(app, job_id, store=store).job_id]
+    else:
+        if not everything and all(v is None for v in (*filters.values(), since, until)):
+            raise InvalidSubmission("purge needs a job id, a filter, or everything=True (--all)")
+        letters = list_dead_letters(
+            app,
+            since=since,
+            until=until,
+            include_replayed=include_replayed,
+            limit=limit,
+            store=store,
+            **filters,
         )
+        ids = [letter.job_id for letter in letters]
+    pipe = app.redis.pipeline(transaction=False)
+    for dead_id in ids:
+        _append(pipe, app.settings.events_maxlen, {"type": "dead_letter_purged", "job_id": dead_id})
+    pipe.execute()
     return ids
 
 
-def _append(client: redis.Redis, maxlen: int, event: dict[str, Any]) -> None:
-    """Append one dead-letter event to ``conveyor:events`` (the recorder applies it)."""
-    body = {"v": 1, **event, "ts": time.time()}
-    client.xadd(
+def _append(pipe: redis.client.Pipeline, maxlen: int, event: dict[str, Any]) -> None:
+    """Queue one dead-letter event for ``conveyor:events`` (the recorder applies it)."""
+    body = {"v": SCHEMA_VERSION, **event, "ts": time.time()}
+    pipe.xadd(
         keys.EVENTS,
         {"e": json.dumps(body, separators=(",", ":"))},
         maxlen=maxlen,

@@ -28,6 +28,11 @@ from conveyor.topology import Profile
 __all__ = ["SoftTimeLimitExceeded", "TimeLimitExceeded", "resolve_limits", "worker_limits"]
 
 
+def _soft_below(hard: float, base_hard: float, base_soft: float) -> float:
+    """A soft limit keeping the base limits' margin below ``hard`` (at least half of it)."""
+    return max(hard - max(0.0, base_hard - base_soft), hard / 2)
+
+
 def resolve_limits(
     definition: JobDefinition,
     settings: Settings,
@@ -55,8 +60,7 @@ def resolve_limits(
     if soft_time_limit is not None:
         soft = float(soft_time_limit)
     else:
-        margin = max(0.0, base_hard - base_soft)
-        soft = max(hard - margin, hard / 2)
+        soft = _soft_below(hard, base_hard, base_soft)
     if soft >= hard:
         raise InvalidSubmission(f"soft_time_limit ({soft:g}s) must be below time_limit ({hard:g}s)")
     if visibility_timeout_s is not None and hard >= visibility_timeout_s:
@@ -94,8 +98,7 @@ def worker_limits(
     if soft_own is not None:
         soft = float(soft_own)
     elif hard_own is not None:
-        margin = max(0.0, settings.time_limit_s - settings.soft_time_limit_s)
-        soft = max(hard - margin, hard / 2)
+        soft = _soft_below(hard, settings.time_limit_s, settings.soft_time_limit_s)
     else:
         soft = float(settings.soft_time_limit_s)
     if soft >= hard:

@@ -54,6 +54,15 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _require_target(job_id: str | None, every: bool, filters: tuple[str | None, ...]) -> None:
+    """Refuse a bulk command given neither an id, a filter, nor ``--all``."""
+    if job_id is None and not every and all(f is None for f in filters):
+        raise typer.BadParameter(
+            "give a dead job's id, a filter (--type, --queue, --error-type, --since…) or --all",
+            param_hint="'JOB_ID'",
+        )
+
+
 @dlq.command("list")
 def list_(
     job_type: str | None = TYPE_OPTION,
@@ -176,11 +185,7 @@ def replay(
         else:
             console.print(f"replayed {job_id} as {job.id}")
         return
-    if not every and all(f is None for f in filters):
-        raise typer.BadParameter(
-            "give a dead job's id, a filter (--type, --queue, --error-type, --since…) or --all",
-            param_hint="'JOB_ID'",
-        )
+    _require_target(job_id, every, filters)
     if priority is not None or force:
         raise typer.BadParameter("only with a single id", param_hint="'--priority' / '--force'")
     report = deadletters.replay_matching(
@@ -224,11 +229,7 @@ def purge(
     """Delete dead letters for good: one by id, or all matching the filters."""
     app = get_app()
     filters = (job_type, queue, error_type, since, until, tenant)
-    if job_id is None and not every and all(f is None for f in filters):
-        raise typer.BadParameter(
-            "give a dead job's id, a filter (--type, --queue, --error-type, --since…) or --all",
-            param_hint="'JOB_ID'",
-        )
+    _require_target(job_id, every, filters)
     if job_id is None and not yes and not as_json:
         typer.confirm("Purge every dead letter matching these filters?", abort=True)
     purged = deadletters.purge(
