@@ -109,13 +109,10 @@ _ERRORS = {
 
 def _document_errors(schema: dict[str, Any], definitions: dict[str, Any]) -> None:
     """Every error answer has the :class:`ErrorBody` shape; say so on every operation."""
-    definitions["ErrorBody"] = ErrorBody.model_json_schema(
-        ref_template="#/components/schemas/{model}"
-    )
-    definitions.update(
-        ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {})
-    )
-    definitions["ErrorBody"].pop("$defs", None)
+    error_body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    nested = error_body.pop("$defs", {})
+    definitions["ErrorBody"] = error_body
+    definitions.update(nested)
     definitions.pop("HTTPValidationError", None)
     definitions.pop("ValidationError", None)
     ref = {"$ref": "#/components/schemas/ErrorBody"}

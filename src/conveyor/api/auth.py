@@ -35,9 +35,13 @@ class Principal:
         """Whether this caller may see every tenant and use admin actions."""
         return "admin" in self.scopes
 
+    def holds(self, scope: str) -> bool:
+        """Whether the caller holds ``scope`` (admin holds all)."""
+        return scope in self.scopes or self.admin
+
     def require(self, scope: str) -> None:
         """Raise :class:`PermissionDenied` unless the caller holds ``scope`` (admin holds all)."""
-        if scope not in self.scopes and not self.admin:
+        if not self.holds(scope):
             raise PermissionDenied(f"this API key lacks the {scope!r} scope")
 
     def sees(self, tenant: str | None) -> bool:
@@ -64,34 +68,38 @@ class Authenticator:
 
     def cached(self, authorization: str | None) -> Principal | None:
         """The principal if the key is in the cache (no I/O); None means: call :meth:`principal`."""
-        token = _token(authorization)
-        entry = self._cache.get(apikeys.hash_key(token))
-        if entry is None or entry[0] <= time.monotonic():
-            return None
-        if entry[1] is None:
-            raise Unauthenticated("unknown or revoked API key")
-        return entry[1]
+        entry = self._fresh(apikeys.hash_key(_token(authorization)), time.monotonic())
+        return None if entry is None else _known(entry[1])
 
     def principal(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header, or :class:`Unauthenticated`."""
         token = _token(authorization)
         digest = apikeys.hash_key(token)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            found = cached[1]
-        else:
-            info = self._lookup(token)
-            found = (
-                None if info is None else Principal(info.id, info.tenant, frozenset(info.scopes))
-            )
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[digest] = (now + self._cache_s, found)
-        if found is None:
-            raise Unauthenticated("unknown or revoked API key")
-        return found
+        entry = self._fresh(digest, now)
+        if entry is not None:
+            return _known(entry[1])
+        info = self._lookup(token)
+        found = None if info is None else Principal(info.id, info.tenant, frozenset(info.scopes))
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self._cache_s, found)
+        return _known(found)
+
+    def _fresh(self, digest: str, now: float) -> tuple[float, Principal | None] | None:
+        """The cache entry for ``digest`` unless it is missing or expired."""
+        entry = self._cache.get(digest)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry
+
+
+def _known(found: Principal | None) -> Principal:
+    """``found``, or :class:`Unauthenticated` for a key cached as unknown."""
+    if found is None:
+        raise Unauthenticated("unknown or revoked API key")
+    return found
 
 
 def _token(authorization: str | None) -> str:

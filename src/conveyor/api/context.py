@@ -88,11 +88,15 @@ class ApiContext:
             return ANONYMOUS_ADMIN
         return self.authenticator.principal(authorization)
 
-    async def principal_async(self, authorization: str | None) -> Principal:
-        """:meth:`principal` without blocking the event loop (cache first, else a thread)."""
+    def cached_principal(self, authorization: str | None) -> Principal | None:
+        """The caller if it is known without I/O; None: ask :meth:`principal`."""
         if not self.auth:
             return ANONYMOUS_ADMIN
-        found = self.authenticator.cached(authorization)
+        return self.authenticator.cached(authorization)
+
+    async def principal_async(self, authorization: str | None) -> Principal:
+        """:meth:`principal` without blocking the event loop (cache first, else a thread)."""
+        found = self.cached_principal(authorization)
         if found is not None:
             return found
         return await run_in_threadpool(self.authenticator.principal, authorization)

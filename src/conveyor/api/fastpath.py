@@ -5,7 +5,8 @@ solving (context, principal, scope, header, body) and its middleware layers cost
 more CPU than the submission itself. This middleware answers the common case
 directly: a JSON body that validates as :class:`JobSubmission`, sent with a key
 that is in the auth cache and holds the ``submit`` scope. It calls the same code
-the route does (rate limit, :func:`service.submit`) and answers the same bytes.
+the route does (:func:`service.accept`, :func:`service.submit_status`) and
+answers the same bytes.
 
 Anything else (no or unknown key, a key not yet cached, a missing scope, another
 content type, a body that does not parse or validate) goes on to FastAPI
@@ -19,7 +20,6 @@ operation in ``/openapi.json`` and serves whatever falls through.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import redis
 from pydantic import ValidationError
@@ -76,7 +76,7 @@ class SubmitFastPath:
             return
         try:
             # Blocking Redis calls: in the thread pool, as the route's sync handler runs.
-            job = await run_in_threadpool(self._submit, principal, submission)
+            job = await run_in_threadpool(service.accept, self.ctx, principal, submission)
         except ConveyorError as exc:
             await error_response(exc)(scope, receive, send)
             return
@@ -87,7 +87,7 @@ class SubmitFastPath:
         await send(
             {
                 "type": "http.response.start",
-                "status": 200 if job.deduplicated else 202,
+                "status": service.submit_status(job),
                 "headers": [
                     (b"content-length", str(len(content)).encode()),
                     (b"content-type", b"application/json"),
@@ -98,19 +98,13 @@ class SubmitFastPath:
 
     def _principal(self, authorization: str | None) -> Principal | None:
         """The caller if it is known without I/O and may submit; None: let FastAPI decide."""
-        if not self.ctx.auth:
-            return self.ctx.principal(authorization)
         try:
-            principal = self.ctx.authenticator.cached(authorization)
+            principal = self.ctx.cached_principal(authorization)
         except ConveyorError:
             return None
-        if principal is None or not ("submit" in principal.scopes or principal.admin):
+        if principal is None or not principal.holds("submit"):
             return None
         return principal
-
-    def _submit(self, principal: Principal, submission: JobSubmission) -> Any:
-        self.ctx.limiter.hit(principal.key_id)
-        return service.submit(self.ctx, principal, submission)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:

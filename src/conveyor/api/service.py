@@ -40,10 +40,21 @@ def submit(
         batch_id=batch_id,
         tags=body.tags or None,
     )
-    return _live_job(ctx, handle.id, deduplicated=handle.deduplicated)
+    return live_job(ctx, handle.id, deduplicated=handle.deduplicated)
 
 
-def _live_job(ctx: ApiContext, job_id: str, deduplicated: bool = False) -> Job:
+def accept(ctx: ApiContext, principal: Principal, body: JobSubmission) -> Job:
+    """``POST /api/v1/jobs``: count it against the caller's rate limit, then :func:`submit`."""
+    ctx.limiter.hit(principal.key_id)
+    return submit(ctx, principal, body)
+
+
+def submit_status(job: Job) -> int:
+    """The status ``POST /api/v1/jobs`` answers: 200 for an existing job, else 202."""
+    return 200 if job.deduplicated else 202
+
+
+def live_job(ctx: ApiContext, job_id: str, deduplicated: bool = False) -> Job:
     """The job's live state read straight into the wire model (one pydantic pass)."""
     raw = ctx.app.redis.hgetall(keys.job(job_id))
     if not raw:
@@ -56,18 +67,16 @@ def _live_job(ctx: ApiContext, job_id: str, deduplicated: bool = False) -> Job:
 
 def load_state(ctx: ApiContext, job_id: str) -> JobState | None:
     """The job's live state, else its state in the store, else None."""
-    try:
-        return JobHandle(ctx.app, job_id).state()
-    except NotFound:
-        pass
+    raw = ctx.app.redis.hgetall(keys.job(job_id))
+    if raw:
+        return JobState.from_hash(job_id, cast(dict[bytes, bytes], raw))
+    return stored_state(ctx, job_id)
+
+
+def stored_state(ctx: ApiContext, job_id: str) -> JobState | None:
+    """The job's state in the store (once its live state has expired), else None."""
     record = ctx.store().get_job(job_id)
-    if record is None:
-        return None
-    state: JobState = record.to_state()
-    tenant = getattr(record, "tenant", None)
-    if state.tenant is None and tenant is not None:
-        state = state.model_copy(update={"tenant": tenant})
-    return state
+    return None if record is None else record.to_state()
 
 
 def visible_state(ctx: ApiContext, principal: Principal, job_id: str) -> JobState:
@@ -107,11 +116,7 @@ def list_jobs(
         )
     except ValueError as exc:  # a cursor that is not one of ours
         raise InvalidSubmission(str(exc)) from None
-    items = []
-    for record in records:
-        state = record.to_state()
-        tenant = getattr(record, "tenant", None)
-        items.append(Job(**state.model_dump(exclude={"tenant"}), tenant=tenant or state.tenant))
+    items = [Job(**record.to_state().model_dump()) for record in records]
     return JobPage(items=items, next_cursor=next_cursor)
 
 
@@ -141,7 +146,7 @@ def retry(ctx: ApiContext, principal: Principal, job_id: str) -> Job:
         tags=state.tags or None,
         replay_of=state.id,
     )
-    return Job(**handle.state().model_dump())
+    return live_job(ctx, handle.id)
 
 
 def result(ctx: ApiContext, principal: Principal, job_id: str) -> JobResult:

@@ -49,7 +49,7 @@ async def _snapshot(ctx: ApiContext, job_id: str) -> tuple[EventId, JobState | N
     position = parse_id(top[0][0]) if top else ZERO
     if raw:
         return position, JobState.from_hash(job_id, cast(dict[bytes, bytes], raw))
-    state = await run_in_threadpool(service.load_state, ctx, job_id)
+    state = await run_in_threadpool(service.stored_state, ctx, job_id)
     return position, state
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from conveyor.store.repository import JobStore
 
 keys_cli = typer.Typer(help="Create, list and revoke HTTP API keys.", no_args_is_help=True)
 
@@ -71,6 +75,15 @@ def api(
     uvicorn.run(asgi, host=host, port=port, log_level=log_level, access_log=False)
 
 
+def _key_store() -> JobStore:
+    """The job store, migrated (API keys live in its database)."""
+    from conveyor.store import open_store
+
+    store = open_store(get_app().settings)
+    store.upgrade()
+    return store
+
+
 @keys_cli.command("create")
 def keys_create(
     tenant: str = typer.Option(..., "--tenant", help="The tenant the key acts for."),
@@ -80,11 +93,8 @@ def keys_create(
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
     from conveyor import apikeys
-    from conveyor.store import open_store
 
-    store = open_store(get_app().settings)
-    store.upgrade()
-    new = apikeys.create_key(store.engine, tenant, scopes.split(","), name)
+    new = apikeys.create_key(_key_store().engine, tenant, scopes.split(","), name)
     if as_json:
         print_json({"key": new.secret, **new.info.__dict__})
         return
@@ -101,11 +111,8 @@ def keys_list(
 ) -> None:
     """List keys (never their secrets)."""
     from conveyor import apikeys
-    from conveyor.store import open_store
 
-    store = open_store(get_app().settings)
-    store.upgrade()
-    found = apikeys.list_keys(store.engine, tenant)
+    found = apikeys.list_keys(_key_store().engine, tenant)
     if as_json:
         print_json([k.__dict__ for k in found])
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -19,19 +20,7 @@ BatchId = Annotated[str, Path(pattern=UUID_PATTERN)]
 
 
 def _out(counts: batches.BatchCounts) -> Batch:
-    return Batch(
-        id=counts.id,
-        tenant=counts.tenant,
-        created_at=counts.created_at,
-        total=counts.total,
-        queued=counts.queued,
-        running=counts.running,
-        succeeded=counts.succeeded,
-        failed=counts.failed,
-        cancelled=counts.cancelled,
-        percent=counts.percent,
-        job_ids=counts.job_ids,
-    )
+    return Batch(**dataclasses.asdict(counts), percent=counts.percent)
 
 
 @router.post("", status_code=202, response_model=Batch)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor import deadletters
+from conveyor.api import service
 from conveyor.api.deps import Admin, Context, Reader
 from conveyor.api.routers.jobs import UUID_PATTERN
 from conveyor.api.schemas import Job
@@ -109,7 +110,7 @@ def replay_matching(body: ReplayFilter, ctx: Context, principal: Admin) -> Repla
 def replay(job_id: JobId, ctx: Context, principal: Admin, force: bool = False) -> Job:
     """Submit the dead job again as a new job linked to it (admin; 409 if already replayed)."""
     handle = deadletters.replay(ctx.app, job_id, force=force, store=ctx.store())
-    return Job(**handle.state().model_dump())
+    return service.live_job(ctx, handle.id)
 
 
 @router.delete("/{job_id}", response_model=Purged)

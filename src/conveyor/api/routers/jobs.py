@@ -35,13 +35,10 @@ JobId = Annotated[str, Path(pattern=UUID_PATTERN, description="the job's id (a U
 )
 def submit_job(body: JobSubmission, ctx: Context, principal: Submitter) -> Response:
     """Validate a job against its type's model and enqueue it (202)."""
-    ctx.limiter.hit(principal.key_id)
-    job = service.submit(ctx, principal, body)
+    job = service.accept(ctx, principal, body)
     # Serialized here, once: the hot path of the API skips FastAPI's re-validation.
     return Response(
-        job.model_dump_json(),
-        status_code=200 if job.deduplicated else 202,
-        media_type="application/json",
+        job.model_dump_json(), status_code=service.submit_status(job), media_type="application/json"
     )
 
 
