@@ -27,10 +27,10 @@ import redis
 from conveyor import keys
 from conveyor.broker.inspect import queue_depths
 from conveyor.topology import Topology
+from conveyor.worker.rescue import UNACKED
 
 #: Job statuses that mean a worker is running the job (not waiting to start it).
 RUNNING = frozenset({"started", "progress"})
-UNACKED = "unacked"
 
 
 @dataclass

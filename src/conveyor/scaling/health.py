@@ -5,35 +5,36 @@ A worker is unhealthy when its heartbeat (``conveyor:workers``) is older than
 process is frozen (stopped), or when its memory is over
 ``CONVEYOR_WORKER_MEMORY_LIMIT_MB``.
 
-When the local back end kills such a worker, the jobs it had started are still
-in kombu's ``unacked`` hash and would come back only after the visibility
-timeout (an hour by default). :func:`requeue_worker_jobs` hands them back at
-once: it finds the deliveries whose job was started by that worker (the job's
-live state names its worker) and restores them with kombu's own
-``restore_by_tag`` (atomic: removed from ``unacked`` and pushed to the head of
-their priority list in one transaction).
+When the local back end kills such a worker, the deliveries it held are still
+in kombu's ``unacked`` hash (and the worker's held set) until live workers
+rescue them, three heartbeats later. :func:`requeue_worker_jobs` hands them
+back at once with the rescue's own atomic script (:mod:`conveyor.worker.rescue`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import redis
 
 from conveyor import keys
-from conveyor.scaling.backlog import RUNNING, UNACKED
 from conveyor.settings import Settings
 from conveyor.worker.registry import MISSED_BEATS
+from conveyor.worker.rescue import UNACKED, Rescuer
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
 log = logging.getLogger("conveyor.scaling")
+
+#: How far ahead :func:`requeue_worker_jobs` sets the rescue's clock: past any lease.
+_EVERY_LEASE_S = 10.0**9
 
 
 def stale_after_s(settings: Settings) -> float:
@@ -56,41 +57,31 @@ def forget_worker(client: redis.Redis, name: str) -> None:
     pipe.execute()
 
 
-def worker_deliveries(client: redis.Redis, worker: str) -> list[tuple[str, str]]:
-    """(delivery tag, job id) of each unacknowledged delivery whose job ``worker`` started."""
-    found: list[tuple[str, str]] = []
-    for tag, value in client.hscan_iter(UNACKED):
-        try:
-            message, _exchange, _routing_key = json.loads(value)
-            found.append((tag.decode(), str(message["headers"]["id"])))
-        except (ValueError, KeyError, TypeError):
-            continue
-    if not found:
-        return []
-    pipe = client.pipeline(transaction=False)
-    for _, job_id in found:
-        pipe.hmget(keys.job(job_id), "status", "worker")
-    mine = []
-    for (tag, job_id), (status, owner) in zip(found, pipe.execute(), strict=True):
-        running = status is not None and status.decode() in RUNNING
-        if running and owner is not None and owner.decode() == worker:
-            mine.append((tag, job_id))
-    return mine
-
-
 def requeue_worker_jobs(app: Conveyor, worker: str) -> list[str]:
-    """Hand the jobs a dead ``worker`` had started back to their queues; their ids."""
-    deliveries = worker_deliveries(app.redis, worker)
-    if not deliveries:
+    """Hand the deliveries a dead ``worker`` held back to their queues at once; their job ids.
+
+    Runs the worker rescue's own atomic script (:class:`~conveyor.worker.rescue.Rescuer`)
+    for ``worker``'s held set only, with every lease treated as expired, instead
+    of waiting for live workers to rescue it three heartbeats later.
+    """
+    client = app.redis
+    tags = list(cast(set[bytes], client.smembers(keys.worker_held(worker))))
+    if not tags:
         return []
-    with app.celery.connection_for_write() as conn:
-        channel: Any = conn.default_channel
-        for tag, job_id in deliveries:
-            # kombu's own restore: removes the tag from unacked and pushes the
-            # message to the head of its priority list, in one transaction.
-            channel.qos.restore_by_tag(tag, leftmost=False)
-            log.warning("job %s of dead worker %s handed back to its queue", job_id, worker)
-    return [job_id for _, job_id in deliveries]
+    job_ids: dict[str, str] = {}
+    for raw, value in zip(tags, cast(list[bytes | None], client.hmget(UNACKED, tags)), strict=True):
+        with contextlib.suppress(ValueError, KeyError, TypeError, IndexError):
+            job_ids[raw.decode()] = str(json.loads(value or b"")[0]["headers"]["id"])
+    rescuer = Rescuer(client, worker, app.settings.heartbeat_s, app.topology.queue_names())
+    # Rescue ``worker``'s own held set only (as after a failed beat, never other
+    # workers'), with a clock far enough ahead that every lease has expired.
+    rescuer.beat_failed()
+    requeued = []
+    for _, tag, _ in rescuer.rescue(now=time.time() + _EVERY_LEASE_S):
+        job_id = job_ids.get(tag, tag)
+        log.warning("job %s of dead worker %s handed back to its queue", job_id, worker)
+        requeued.append(job_id)
+    return requeued
 
 
 def heartbeat_file_for(settings: Settings, worker: str) -> Path:
