@@ -137,8 +137,6 @@ def verify_key(engine: Engine, secret: str) -> KeyInfo | None:
             row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest)).first()
             if row is None or row.revoked_at is not None:
                 return None
-            if not secrets.compare_digest(row.key_hash, digest):
-                return None
             now = time.time()
             if row.last_used_at is None or now - row.last_used_at > 60:
                 session.execute(

@@ -7,11 +7,13 @@ Counts are read from the jobs' live states, so they are right at once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from redis.typing import EncodableT, FieldT
 
 from conveyor import keys
@@ -95,16 +97,31 @@ def submit_batch(
     pipe.hset(keys.batch(batch_id), mapping=info)
     pipe.expire(keys.batch(batch_id), ttl)
     pipe.execute()
-    jobs = []
-    for item in submissions:
-        options = {k: v for k, v in item.items() if k not in ("type", "payload")}
-        job = app.submit(
-            item["type"], item.get("payload"), tenant=tenant, batch_id=batch_id, **options
-        )
-        app.redis.rpush(keys.batch_jobs(batch_id), job.id)
-        jobs.append(job)
-    app.redis.expire(keys.batch_jobs(batch_id), ttl)
+    jobs: list[Job] = []
+    try:
+        for item in submissions:
+            options = {k: v for k, v in item.items() if k not in ("type", "payload")}
+            jobs.append(
+                app.submit(
+                    item["type"], item.get("payload"), tenant=tenant, batch_id=batch_id, **options
+                )
+            )
+    except BaseException:
+        # List what was submitted, without hiding why the rest was not.
+        with contextlib.suppress(redis.RedisError):
+            _list_jobs(app, batch_id, jobs, ttl)
+        raise
+    _list_jobs(app, batch_id, jobs, ttl)
     return batch_id, jobs
+
+
+def _list_jobs(app: Conveyor, batch_id: str, jobs: list[Job], ttl: int) -> None:
+    """Append the batch's job ids in one round trip (jobs not listed yet count as queued)."""
+    if jobs:
+        pipe = app.redis.pipeline(transaction=False)
+        pipe.rpush(keys.batch_jobs(batch_id), *(job.id for job in jobs))
+        pipe.expire(keys.batch_jobs(batch_id), ttl)
+        pipe.execute()
 
 
 def batch_counts(app: Conveyor, batch_id: str) -> BatchCounts:

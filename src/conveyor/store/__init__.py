@@ -9,11 +9,10 @@ The recorder (:mod:`conveyor.store.recorder`) is the store's only writer.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from conveyor.errors import StoreError
 from conveyor.settings import Settings
-from conveyor.store.db import create_store_engine, database_url
+from conveyor.store.db import create_store_engine, database_url, sqlite_file_missing
 from conveyor.store.records import BatchRecord, DeadLetterRecord, JobRecord, RetentionCounts
 from conveyor.store.repository import JobStore
 
@@ -30,15 +29,15 @@ __all__ = [
 
 def open_store(settings: Settings) -> JobStore:
     """A :class:`JobStore` on the configured database (connects lazily; never migrates)."""
-    url = database_url(settings)
+    return _open(database_url(settings), settings)
+
+
+def _open(url: str, settings: Settings) -> JobStore:
     engine = create_store_engine(url, busy_timeout_s=settings.store_busy_timeout_s)
     return JobStore(engine, settings)
 
 
-@functools.cache
-def _shared_store(url: str, settings: Settings) -> JobStore:
-    engine = create_store_engine(url, busy_timeout_s=settings.store_busy_timeout_s)
-    return JobStore(engine, settings)
+_shared_store = functools.cache(_open)
 
 
 def find_job(settings: Settings, job_id: str) -> JobRecord | None:
@@ -49,7 +48,7 @@ def find_job(settings: Settings, job_id: str) -> JobRecord | None:
     unreachable database raises :class:`~conveyor.errors.StoreError`.
     """
     url = database_url(settings)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if sqlite_file_missing(url):
         return None
     store = _shared_store(url, settings)
     try:

@@ -8,6 +8,7 @@ last two are mapped to psycopg 3), or SQLite as ``sqlite:///path``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -41,6 +42,14 @@ def database_url(settings: Settings) -> str:
     return f"{driver}://{rest}"
 
 
+def sqlite_file_missing(url: str) -> bool:
+    """Whether ``url`` names an SQLite file not created yet (connecting would create it).
+
+    Read-only checks use it to report "no store yet" rather than create an empty one.
+    """
+    return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+
+
 def create_store_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
     """An engine for ``url``; SQLite gets WAL mode and a busy timeout. Connects lazily."""
     try:
@@ -49,8 +58,6 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
         raise StoreError(f"DATABASE_URL {mask_url(url)!r} is not a valid URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            from pathlib import Path
-
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
@@ -86,10 +93,11 @@ def check_connection(engine: Engine) -> None:
     except DBAPIError as exc:
         raise StoreError(
             f"job store at {mask_url(engine.url.render_as_string(hide_password=False))} "
-            f"is unreachable: {_first_line(exc.orig)}"
+            f"is unreachable: {first_line(exc.orig)}"
         ) from None
 
 
-def _first_line(error: BaseException | None) -> str:
+def first_line(error: BaseException | None) -> str:
+    """The first line of a database error's message (its type when it has none)."""
     text_ = str(error or "unknown error").strip()
     return text_.splitlines()[0] if text_ else type(error).__name__

@@ -36,6 +36,7 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 
 from conveyor import keys
 from conveyor.store import merge
+from conveyor.store.db import first_line
 from conveyor.store.repository import JobStore, SidEvent
 
 log = logging.getLogger("conveyor.recorder")
@@ -337,7 +338,6 @@ class Recorder:
     def _commit(self, events: list[SidEvent], ids: list[str]) -> bool:
         """Record ``events``, retrying with backoff while the database is unreachable."""
         delay, down_since = 0.2, None
-        self._rejected = []
         while True:
             try:
                 self._write(events)
@@ -350,7 +350,7 @@ class Recorder:
                         "job store at %s unreachable (%s); retrying with backoff, "
                         "the backlog waits in %s",
                         self.store.url,
-                        _first_line(exc.orig),
+                        first_line(exc.orig),
                         keys.EVENTS,
                     )
                 if self._stop.wait(delay):
@@ -376,7 +376,7 @@ class Recorder:
                 try:
                     skipped += self.store.record([(sid, event)])
                 except (DataError, IntegrityError) as exc:
-                    skipped.append((sid, f"refused by the database: {_first_line(exc.orig)}"))
+                    skipped.append((sid, f"refused by the database: {first_line(exc.orig)}"))
         for sid, reason in skipped:
             stream_id = f"{sid // 1_000_000}-{sid % 1_000_000}"
             self._malformed(stream_id, reason)
@@ -385,8 +385,3 @@ class Recorder:
     def _count(self, name: str) -> None:
         with contextlib.suppress(redis.RedisError):
             self.client.hincrby(keys.RECORDER_STATS, name, 1)
-
-
-def _first_line(error: BaseException | None) -> str:
-    text = str(error or "unknown error").strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -48,13 +48,6 @@ class JobRecord(BaseModel):
             error = JobError(
                 type=self.error_type, message=self.error_message or "", traceback=self.traceback
             )
-        extra: dict[str, Any] = {}
-        fields = JobState.model_fields
-        for name in ("tenant", "batch_id", "replay_of"):
-            if name in fields:
-                extra[name] = getattr(self, name)
-        if "tags" in fields and self.tags is not None:
-            extra["tags"] = self.tags
         return JobState(
             id=self.id,
             type=self.type,
@@ -74,7 +67,10 @@ class JobRecord(BaseModel):
             due_at=self.due_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
-            **extra,
+            tenant=self.tenant,
+            batch_id=self.batch_id,
+            replay_of=self.replay_of,
+            tags=self.tags or [],
         )
 
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Select, delete, func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
@@ -186,15 +186,13 @@ class JobStore:
 
         ``since`` is a unix time: only jobs created at or after it.
         """
-        query = select(JobRow)
-        for column, value in (
+        query = _where_equal(
+            select(JobRow),
             (JobRow.status, status),
             (JobRow.type, type),
             (JobRow.queue, queue),
             (JobRow.tenant, tenant),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        )
         if since is not None:
             query = query.where(JobRow.created_at >= since)
         if cursor is not None:
@@ -239,15 +237,13 @@ class JobStore:
         limit: int = 100,
     ) -> list[DeadLetterRecord]:
         """Dead letters, most recently failed first; ``since``/``until`` bound ``failed_at``."""
-        query = select(DeadLetterRow)
-        for column, value in (
+        query = _where_equal(
+            select(DeadLetterRow),
             (DeadLetterRow.type, type),
             (DeadLetterRow.queue, queue),
             (DeadLetterRow.error_type, error_type),
             (DeadLetterRow.tenant, tenant),
-        ):
-            if value is not None:
-                query = query.where(column == value)
+        )
         if since is not None:
             query = query.where(DeadLetterRow.failed_at >= since)
         if until is not None:
@@ -313,6 +309,14 @@ class _Reading:
         self.connection.close()
         if isinstance(exc, DBAPIError):
             raise StoreError(f"job store at {self.store.url}: {exc.orig}") from None
+
+
+def _where_equal(query: Select[Any], *filters: tuple[Any, Any]) -> Select[Any]:
+    """``query`` narrowed to ``column == value`` for each (column, value) whose value is given."""
+    for column, value in filters:
+        if value is not None:
+            query = query.where(column == value)
+    return query
 
 
 def _encode_cursor(created_at: float, job_id: str) -> str:
