@@ -6,7 +6,6 @@ import platform
 import shutil
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from conveyor.app import Conveyor
 from conveyor.errors import ConveyorError
@@ -56,11 +55,10 @@ def broker_check(app: Conveyor) -> Check:
 def store_check(app: Conveyor) -> Check:
     """Reach the job store and report its schema revision."""
     from conveyor.store import open_store
-    from conveyor.store.db import database_url
+    from conveyor.store.db import database_url, sqlite_file_missing
 
     url = database_url(app.settings)
-    path = url.removeprefix("sqlite:///")
-    if url.startswith("sqlite:///") and not Path(path).exists():
+    if sqlite_file_missing(url):
         # A check must not create the database (in whatever directory it was run).
         return Check("job store", True, f"{url} (not created yet: the recorder creates it)")
     try:

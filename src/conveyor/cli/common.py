@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -24,3 +25,10 @@ def get_app() -> Conveyor:
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout."""
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def utc_time(ts: float | None) -> str:
+    """A unix time as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-`` when there is none."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor import deadletters
-from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
 from conveyor.cli.render import as_json as json_text
 from conveyor.deadletters import DeadLetter
 from conveyor.settings import parse_duration
@@ -46,12 +46,6 @@ def _moment(value: str | None, hint: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _require_target(job_id: str | None, every: bool, filters: tuple[str | None, ...]) -> None:
@@ -99,7 +93,7 @@ def list_(
             letter.job_id,
             letter.type,
             letter.queue,
-            _when(letter.failed_at),
+            utc_time(letter.failed_at),
             str(letter.attempt + 1),
             Text(error[:60]),  # job data is not console markup
             letter.replayed_as or "",
@@ -134,8 +128,8 @@ def _panel(letter: DeadLetter) -> Table:
         ("deliveries", str(letter.deliveries)),
         ("worker", letter.worker or "-"),
         ("tenant", letter.tenant or "-"),
-        ("failed", _when(letter.failed_at)),
-        ("expires", _when(letter.expires_at)),
+        ("failed", utc_time(letter.failed_at)),
+        ("expires", utc_time(letter.expires_at)),
         ("replayed as", letter.replayed_as or "-"),
     ]
     for name, value in rows:

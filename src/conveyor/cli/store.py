@@ -5,24 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from datetime import UTC, datetime
 from types import FrameType
 
 import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
 from conveyor.settings import Settings, parse_duration
 from conveyor.store import JobRecord, open_store
 
 db = typer.Typer(help="The job store's database: schema migrations.", no_args_is_help=True)
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _record_json(record: JobRecord) -> dict[str, object]:
@@ -77,7 +70,7 @@ def jobs(
             Text(record.queue),
             record.status,
             str(record.attempt),
-            _when(record.created_at),
+            utc_time(record.created_at),
             run,
             Text(error[:60]),
         )
