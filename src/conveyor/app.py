@@ -473,26 +473,28 @@ class Conveyor:
         if conf.broker_transport != TRANSPORT_PATH or conf.task_compression:
             return None
         limits = _limits(spec)
+        kwargs = {"meta": _meta(spec)}
         return redis_message(
             self.celery,
             task_id=spec["id"],
             name=spec["type"],
             args=[spec["payload"]],
-            kwargs={"meta": _meta(spec)},
+            kwargs=kwargs,
             queue=spec["queue"],
             priority=spec["priority"],
             argsrepr=_repr_json([spec["payload"]]),
-            kwargsrepr=_repr_json({"meta": _meta(spec)}),
+            kwargsrepr=_repr_json(kwargs),
             time_limit=limits.get("time_limit"),
             soft_time_limit=limits.get("soft_time_limit"),
         )
 
     def publish_spec(self, spec: dict[str, Any], record: bool = True) -> None:
         """Publish one attempt of a job to its queue (used by submit, retries and the mover)."""
+        kwargs = {"meta": _meta(spec)}
         self.celery.send_task(
             spec["type"],
             args=[spec["payload"]],
-            kwargs={"meta": _meta(spec)},
+            kwargs=kwargs,
             task_id=spec["id"],
             queue=spec["queue"],
             routing_key=spec["queue"],
@@ -500,7 +502,7 @@ class Conveyor:
             # Celery builds these with saferepr, a third of the publish's CPU time;
             # compact JSON (what Flower shows) costs a tenth of that.
             argsrepr=_repr_json([spec["payload"]]),
-            kwargsrepr=_repr_json({"meta": _meta(spec)}),
+            kwargsrepr=_repr_json(kwargs),
             **_limits(spec),
         )
         if record:

@@ -203,16 +203,9 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.strip()
 
-    @field_validator("alert_queues", mode="before")
+    @field_validator("alert_queues", "default_backoff_s", mode="before")
     @classmethod
-    def _split_queues(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("default_backoff_s", mode="before")
-    @classmethod
-    def _split_backoff(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value

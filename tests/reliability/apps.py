@@ -6,10 +6,15 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from conveyor import Conveyor, JobContext
+
+if TYPE_CHECKING:
+    from conveyor.testing import WorkerProcess
 
 
 class Tick(BaseModel):
@@ -60,3 +65,20 @@ def register(app: Conveyor) -> None:
 
 app = Conveyor()
 register(app)
+
+
+def batch_worker(
+    broker_url: str, log_path: Path, *, concurrency: int = 1, env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """A worker of the ``batch`` profile (queue ``batch``) running this module's ``app``."""
+    from conveyor.testing import WorkerProcess
+
+    return WorkerProcess(
+        broker_url,
+        profile="batch",
+        concurrency=concurrency,
+        queues=["batch"],
+        app="tests.reliability.apps:app",
+        env=env,
+        log_path=log_path,
+    )

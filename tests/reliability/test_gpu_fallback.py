@@ -8,9 +8,8 @@ from pathlib import Path
 import redis
 
 from conveyor import Conveyor, Settings, delayed
-from conveyor.testing import WorkerProcess
 from conveyor.worker.executor import Execution, is_gpu_oom
-from tests.reliability.apps import CudaOutOfMemoryLike, register
+from tests.reliability.apps import CudaOutOfMemoryLike, batch_worker, register
 
 
 def test_gpu_oom_is_told_by_name_and_message() -> None:
@@ -34,14 +33,7 @@ def test_gpu_out_of_memory_retries_on_cpu(
     assert state.status == "retrying" and state.device == "cuda"
     assert state.error is not None and "retrying on CPU" in state.error.message
     # A CPU worker takes the retry: ctx.device says cpu, and the state records it.
-    with WorkerProcess(
-        broker_url,
-        profile="batch",
-        concurrency=1,
-        queues=["batch"],
-        app="tests.reliability.apps:app",
-        log_path=tmp_path / "w.log",
-    ):
+    with batch_worker(broker_url, tmp_path / "w.log"):
         final = job.wait(timeout=30)
     assert final.status == "succeeded", final
     assert final.attempt == 1 and final.device == "cpu" and final.result == {"device": "cpu"}

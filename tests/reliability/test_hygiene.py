@@ -10,8 +10,7 @@ import pytest
 import redis
 
 from conveyor import Conveyor, Settings
-from conveyor.testing import WorkerProcess
-from tests.reliability.apps import register
+from tests.reliability.apps import batch_worker, register
 
 
 @pytest.mark.parametrize(
@@ -33,15 +32,7 @@ def test_pool_processes_are_recycled(
 ) -> None:
     app = Conveyor(settings)
     register(app)
-    with WorkerProcess(
-        broker_url,
-        profile="batch",
-        concurrency=1,
-        queues=["batch"],
-        app="tests.reliability.apps:app",
-        env=env,
-        log_path=tmp_path / "w.log",
-    ):
+    with batch_worker(broker_url, tmp_path / "w.log", env=env):
         pids = set()
         for i in range(jobs):
             state = app.submit("hy.pid", {"n": i}).wait(timeout=30)

@@ -8,8 +8,7 @@ from pathlib import Path
 import redis
 
 from conveyor import Conveyor, Settings
-from conveyor.testing import WorkerProcess
-from tests.reliability.apps import register
+from tests.reliability.apps import batch_worker, register
 
 
 def test_job_that_crashes_its_process_every_time_fails_after_the_limit(
@@ -17,14 +16,8 @@ def test_job_that_crashes_its_process_every_time_fails_after_the_limit(
 ) -> None:
     app = Conveyor(settings)
     register(app)
-    with WorkerProcess(
-        broker_url,
-        profile="batch",
-        concurrency=1,
-        queues=["batch"],
-        app="tests.reliability.apps:app",
-        env={"CONVEYOR_MAX_REDELIVERIES": "2"},
-        log_path=tmp_path / "w.log",
+    with batch_worker(
+        broker_url, tmp_path / "w.log", env={"CONVEYOR_MAX_REDELIVERIES": "2"}
     ) as worker:
         state = app.submit("hy.crash", {}).wait(timeout=90)
         assert state.status == "failed", worker.log()[-3000:]

@@ -15,7 +15,7 @@ from conveyor.errors import ConfigurationError
 from conveyor.ratelimit import parse_rate
 from conveyor.testing import WorkerProcess, wait_until
 from tests.chaos.conftest import stop_together
-from tests.reliability.apps import register
+from tests.reliability.apps import batch_worker, register
 
 JOBS = 20
 LIMIT = 5
@@ -24,14 +24,11 @@ LIMIT = 5
 @pytest.fixture
 def three_workers(broker_url: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     workers = [
-        WorkerProcess(
+        batch_worker(
             broker_url,
-            profile="batch",
+            tmp_path / f"worker-{i}.log",
             concurrency=2,
-            queues=["batch"],
-            app="tests.reliability.apps:app",
             env={"CONVEYOR_DELAYED_POLL_S": "0.1"},
-            log_path=tmp_path / f"worker-{i}.log",
         )
         for i in range(3)
     ]

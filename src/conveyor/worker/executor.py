@@ -83,6 +83,26 @@ class Execution:
             soft_time_limit=self.meta.get("soft_time_limit"),
         )
 
+    def _reschedule(
+        self,
+        attempt: int,
+        due_at: float,
+        event: dict[str, Any],
+        fields: dict[str, Any],
+        *,
+        device: str | None = None,
+        celery: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Put attempt ``attempt`` on the delayed set for ``due_at`` and write ``event``,
+        in one atomic round trip."""
+        spec = self._spec(attempt, due_at)
+        if device is not None:
+            spec["device"] = device
+        pipe = self.writer.client.pipeline(transaction=True)
+        schedule(pipe, self.job_id, due_at, spec)
+        self.writer.emit(event, fields=fields, client=pipe, celery=celery)
+        pipe.execute()
+
     def _event(self, kind: Any, **extra: Any) -> dict[str, Any]:
         return new_event(
             kind,
@@ -124,11 +144,9 @@ class Execution:
             return False
         message = f"GPU out of memory on {self.device}: retrying on CPU ({exc})"
         now = time.time()
-        spec = self._spec(self.attempt + 1, now)
-        spec["device"] = "cpu"
-        pipe = self.writer.client.pipeline(transaction=True)
-        schedule(pipe, self.job_id, now, spec)
-        self.writer.emit(
+        self._reschedule(
+            self.attempt + 1,
+            now,
             self._event(
                 "retrying",
                 error_type=type(exc).__name__,
@@ -136,10 +154,9 @@ class Execution:
                 retry_in_s=0.0,
                 device="cpu",
             ),
-            fields={"error_type": type(exc).__name__, "error_message": message, "due_at": now},
-            client=pipe,
+            {"error_type": type(exc).__name__, "error_message": message, "due_at": now},
+            device="cpu",
         )
-        pipe.execute()
         log.warning("job %s: %s", self.job_id, message)
         return True
 
@@ -153,15 +170,12 @@ class Execution:
         if not wait:  # 0: a slot is ours; None: the job is finished (the start refuses it)
             return False
         due_at = time.time() + wait
-        spec = self._spec(self.attempt, due_at)
-        pipe = self.writer.client.pipeline(transaction=True)
-        schedule(pipe, self.job_id, due_at, spec)
-        self.writer.emit(
+        self._reschedule(
+            self.attempt,
+            due_at,
             self._event("scheduled", due_at=due_at, message=f"rate limited ({rate})"),
-            fields={"due_at": due_at},
-            client=pipe,
+            {"due_at": due_at},
         )
-        pipe.execute()
         log.info("job %s rate limited (%s); back in %.2fs", self.job_id, rate, wait)
         return True
 
@@ -295,10 +309,9 @@ class Execution:
                 schedule_, self.attempt, settings.backoff_max_s, settings.backoff_jitter
             )
             due_at = finished_at + delay
-            spec = self._spec(self.attempt + 1, due_at)
-            pipe = self.writer.client.pipeline(transaction=True)
-            schedule(pipe, self.job_id, due_at, spec)
-            self.writer.emit(
+            self._reschedule(
+                self.attempt + 1,
+                due_at,
                 self._event(
                     "retrying",
                     error_type=error_type,
@@ -306,16 +319,14 @@ class Execution:
                     traceback=trace,
                     retry_in_s=delay,
                 ),
-                fields={
+                {
                     "error_type": error_type,
                     "error_message": message,
                     "traceback": trace,
                     "due_at": due_at,
                 },
-                client=pipe,
                 celery=[self._celery("task-retried", exception=safe_repr(exc), traceback=trace)],
             )
-            pipe.execute()
             log.warning(
                 "job %s attempt %d failed (%s: %s); retry in %.1fs",
                 self.job_id,
