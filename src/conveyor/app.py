@@ -242,6 +242,7 @@ class Conveyor:
     @cached_property
     def celery(self) -> Celery:
         """The Celery app, configured and with every job type registered as a task."""
+        from conveyor.worker import guard
         from conveyor.worker.adapter import register
         from conveyor.worker.deadletter import register_dead_letter_task
 
@@ -251,6 +252,7 @@ class Conveyor:
         for definition in self._definitions.values():
             register(app, self, definition)
         register_dead_letter_task(app, self)
+        guard.install(app)
         return app
 
     # -------------------------------------------------------------- submitting

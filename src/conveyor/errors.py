@@ -18,7 +18,8 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
     ├── JobTimeoutError          waiting for a job took longer than allowed
     └── JobError                 raised inside a job to steer what happens next
         ├── PermanentError       never retried: the job fails at once
-        │   └── DeliveryLimitExceeded  its process died under it on every delivery
+        │   ├── DeliveryLimitExceeded  its process died under it on every delivery
+        │   └── NoGpuAvailable         a gpu="required" job found no GPU worker in time
         ├── TransientError       retried with backoff while retries remain
         └── JobCancelled         the job was cancelled while it ran
 
@@ -115,6 +116,15 @@ class PermanentError(JobError):
 
 class TransientError(JobError):
     """A failure that may go away: the job is retried with backoff."""
+
+
+class NoGpuAvailable(PermanentError):
+    """A ``gpu="required"`` job waited ``CONVEYOR_GPU_WAIT_S`` and no GPU worker took it.
+
+    CPU-only workers hand such a job back to its queue for a GPU worker; on a fleet
+    without one it would circle forever. Past the wait it fails and goes to the
+    dead-letter queue with this error (and an alert where its queue raises them).
+    """
 
 
 class DeliveryLimitExceeded(PermanentError):

@@ -66,6 +66,16 @@ def unique(job_type: str, digest: str) -> str:
     return f"{PREFIX}:unique:{job_type}:{digest}"
 
 
+def gpu_wait(job_id: str) -> str:
+    """When a ``gpu="required"`` job was first handed back for want of a GPU (a string)."""
+    return f"{PREFIX}:gpu-wait:{job_id}"
+
+
+def gpu_waiting(queue: str) -> str:
+    """Sorted set: ``gpu="required"`` jobs of ``queue`` handed back, by last hand-back time."""
+    return f"{PREFIX}:gpu-waiting:{queue}"
+
+
 def rate_limit(job_type: str) -> str:
     """The sliding-window log of one job type's recent starts (a sorted set)."""
     return f"{PREFIX}:jobrate:{job_type}"

@@ -9,6 +9,7 @@ directory) under the names the seeds' teams already use — ``REDIS_URL``,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(5.0, gt=0, le=300, validation_alias="CONVEYOR_HEARTBEAT_S")
     cancel_grace_s: float = Field(10.0, ge=0, le=3600, validation_alias="CONVEYOR_CANCEL_GRACE_S")
     max_redeliveries: int = Field(5, ge=0, validation_alias="CONVEYOR_MAX_REDELIVERIES")
+    gpu_wait_s: float = Field(900.0, gt=0, validation_alias="CONVEYOR_GPU_WAIT_S")
 
     # Worker health and the worker manager (conveyor.scaling)
     heartbeat_file: Path | None = Field(None, validation_alias="CONVEYOR_HEARTBEAT_FILE")
@@ -141,7 +143,7 @@ class Settings(BaseSettings):
     autoscale_min_workers: int = Field(2, ge=0, validation_alias="CONVEYOR_AUTOSCALE_MIN_WORKERS")
     autoscale_max_workers: int = Field(10, ge=1, validation_alias="CONVEYOR_AUTOSCALE_MAX_WORKERS")
     autoscale_backlog_steps: str = Field(
-        "20:3,50:5,100:10", validation_alias="CONVEYOR_AUTOSCALE_BACKLOG_STEPS"
+        "20:3,50:5,101:10", validation_alias="CONVEYOR_AUTOSCALE_BACKLOG_STEPS"
     )
     autoscale_cpu_up_pct: float = Field(
         70.0, gt=0, le=100, validation_alias="CONVEYOR_AUTOSCALE_CPU_UP_PCT"
@@ -151,6 +153,9 @@ class Settings(BaseSettings):
     )
     autoscale_memory_up_pct: float = Field(
         80.0, gt=0, le=100, validation_alias="CONVEYOR_AUTOSCALE_MEMORY_UP_PCT"
+    )
+    autoscale_memory_down_pct: float = Field(
+        30.0, gt=0, le=100, validation_alias="CONVEYOR_AUTOSCALE_MEMORY_DOWN_PCT"
     )
     autoscale_job_time_up_s: float = Field(
         60.0, gt=0, validation_alias="CONVEYOR_AUTOSCALE_JOB_TIME_UP_S"
@@ -259,7 +264,11 @@ class Settings(BaseSettings):
         The message names the environment variable and says what is allowed.
         """
         unknown = sorted(
-            name for name in os.environ if name.startswith("CONVEYOR_") and name not in _KNOWN_ENV
+            name
+            for name in os.environ
+            if name.startswith("CONVEYOR_")
+            and name not in _KNOWN_ENV
+            and not _PROFILE_ENV.match(name)
         )
         if unknown:
             raise ConfigurationError(
@@ -283,6 +292,9 @@ def env_name(field: str) -> str:
 
 
 _KNOWN_ENV = {env_name(name) for name in Settings.model_fields}
+#: Profile-scoped worker settings (``CONVEYOR_PROFILE_GENERATION_CONCURRENCY``), read by
+#: :mod:`conveyor.worker.sizing`.
+_PROFILE_ENV = re.compile(r"^CONVEYOR_PROFILE_[A-Z0-9_]+_CONCURRENCY$")
 
 
 def _describe(exc: ValidationError) -> str:

@@ -37,21 +37,16 @@ class WorkerSpec:
     """One worker process the stack runs."""
 
     profile: str
-    concurrency: int
+    #: ``-c PROFILE=N`` given to ``up``; None lets the worker size itself
+    #: (:mod:`conveyor.worker.sizing`).
+    concurrency: int | None
     name: str
     queues: tuple[str, ...] = ()
 
     def args(self) -> list[str]:
         """The ``conveyor`` arguments that run this worker."""
-        return [
-            "worker",
-            "--profile",
-            self.profile,
-            "--concurrency",
-            str(self.concurrency),
-            "--name",
-            self.name,
-        ]
+        sized = [] if self.concurrency is None else ["--concurrency", str(self.concurrency)]
+        return ["worker", "--profile", self.profile, *sized, "--name", self.name]
 
 
 @dataclass
@@ -78,10 +73,8 @@ def plan_workers(
     topology: Topology,
     profiles: list[str] | None = None,
     sizes: dict[str, int] | None = None,
-    cpus: int | None = None,
 ) -> list[WorkerSpec]:
-    """One worker per profile, each sized to this machine unless ``sizes`` says otherwise."""
-    cpus = cpus or os.cpu_count() or 1
+    """One worker per profile; ``sizes`` (``-c PROFILE=N``) fixes a profile's pool size."""
     sizes = sizes or {}
     chosen = profiles or list(topology.profiles)
     for name in [*chosen, *sizes]:
@@ -89,10 +82,9 @@ def plan_workers(
     specs = []
     for name in chosen:
         profile = topology.profile(name)
-        concurrency = sizes.get(name) or min(profile.concurrency, cpus)
         host = os.uname().nodename
         # PROFILE-N@host, N counting the profile's workers (one here), as the manager names them.
-        specs.append(WorkerSpec(name, concurrency, f"{name}-1@{host}", profile.queues))
+        specs.append(WorkerSpec(name, sizes.get(name), f"{name}-1@{host}", profile.queues))
     return specs
 
 

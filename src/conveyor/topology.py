@@ -61,6 +61,9 @@ class Profile:
     #: (None: the settings'). A job type's own limits, and a submission's, win over these.
     time_limit: float | None = None
     soft_time_limit: float | None = None
+    #: The keys ``conveyor.toml`` set for this profile (its own settings win over the
+    #: environment's defaults; see :mod:`conveyor.worker.sizing`).
+    configured: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,18 @@ def load_topology(path: Path | None) -> Topology:
 
 
 def apply_overrides(base: Topology, data: Mapping[str, Any], source: str = "config") -> Topology:
-    """``base`` with the ``queues``/``profiles`` tables of ``data`` merged in."""
+    """``base`` with the ``queues``/``profiles`` tables of ``data`` merged in.
+
+    With ``replace_defaults = true`` at the top of ``data``, the built-in queues
+    and profiles are dropped: only what ``data`` declares exists (the
+    ``dead-letter`` queue is always kept, and a ``monitoring`` profile consuming it
+    is added unless ``data`` declares a profile that does).
+    """
+    replace_defaults = data.get("replace_defaults", False)
+    if not isinstance(replace_defaults, bool):
+        raise ConfigurationError(f"{source}: replace_defaults must be true or false")
+    if replace_defaults:
+        base = _bare(base, data, source)
     queues = dict(base.queues)
     for name, spec in _table(data, "queues", source).items():
         where = f"{source}: queues.{name}"
@@ -192,6 +206,29 @@ def apply_overrides(base: Topology, data: Mapping[str, Any], source: str = "conf
     topology = Topology(queues, profiles, default_queue)
     _validate(topology, source)
     return topology
+
+
+def _bare(base: Topology, data: Mapping[str, Any], source: str) -> Topology:
+    """The part of ``base`` an application that declares its own topology keeps."""
+    declared = _table(data, "profiles", source)
+    queues = {DEAD_LETTER: base.queues[DEAD_LETTER]}
+    profiles: dict[str, Profile] = {}
+    dead_letters_consumed = any(
+        isinstance(spec, dict) and DEAD_LETTER in (spec.get("queues") or [])
+        for spec in declared.values()
+    )
+    if not dead_letters_consumed and "monitoring" not in declared:
+        # Dead letters still need their worker (it records them and sends alerts).
+        profiles["monitoring"] = Profile("monitoring", (DEAD_LETTER,), 1, pool="threads")
+    default_queue = data.get("default_queue")
+    if default_queue is None:
+        names = list(_table(data, "queues", source))
+        if not names:
+            raise ConfigurationError(
+                f"{source}: replace_defaults = true needs at least one [queues.NAME] table"
+            )
+        default_queue = names[0]
+    return Topology(queues, profiles, default_queue)
 
 
 def _profile_from(current: Profile, spec: Mapping[str, Any], where: str) -> Profile:
@@ -247,6 +284,7 @@ def _profile_from(current: Profile, spec: Mapping[str, Any], where: str) -> Prof
     if "soft_time_limit" in spec:
         value = _seconds(spec["soft_time_limit"], f"{where}.soft_time_limit")
         updated = replace(updated, soft_time_limit=value)
+    updated = replace(updated, configured=updated.configured | frozenset(spec))
     hard, soft = updated.time_limit, updated.soft_time_limit
     if hard is not None and soft is not None and soft >= hard:
         raise ConfigurationError(

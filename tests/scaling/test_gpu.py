@@ -76,3 +76,35 @@ def test_cpu_worker_routes_gpu_jobs_back_and_hooks_reach_ctx(
         used = client.submit("hooks.model", {}).wait(timeout=30)
         assert used.status == "succeeded"
         assert used.result == {"name": "tiny-model", "loads": 1}
+
+
+@pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")
+def test_gpu_job_fails_with_a_dead_letter_once_it_waited_too_long(
+    broker_url: str, redis_client: Any, tmp_path: Path
+) -> None:
+    from conveyor.broker.inspect import queue_depths
+    from conveyor.worker.gpu import waiting_for_gpu
+
+    client = build(Settings(redis_url=broker_url, home=tmp_path / "home"))
+    worker = WorkerProcess(
+        broker_url,
+        profile="processing",
+        app="tests.scaling.gpu_app:app",
+        log_path=tmp_path / "worker.log",
+        env={"CONVEYOR_GPU_WAIT_S": "3"},
+    )
+    with worker:
+        job = client.submit("gpu.only", {})
+        wait_until(
+            lambda: waiting_for_gpu(client).get("processing") == 1,
+            timeout=30,
+            what="the job to show as waiting for a GPU",
+        )
+        state = job.wait(timeout=60)
+    assert state.status == "failed"
+    assert state.error is not None
+    assert state.error.type == "NoGpuAvailable"
+    assert "CONVEYOR_GPU_WAIT_S=3" in state.error.message
+    dead = {d.name: d.total for d in queue_depths(redis_client, client.topology)}
+    assert dead["dead-letter"] == 1
+    assert waiting_for_gpu(client) == {}

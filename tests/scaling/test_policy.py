@@ -23,7 +23,7 @@ def want(backlog: int, current: int = 2, config: PolicyConfig = INSTANT, **kw: f
 
 @pytest.mark.parametrize(
     ("backlog", "workers"),
-    [(0, 2), (19, 2), (20, 3), (49, 3), (50, 5), (99, 5), (100, 10), (5000, 10)],
+    [(0, 2), (19, 2), (20, 3), (49, 3), (50, 5), (99, 5), (100, 5), (101, 10), (5000, 10)],
 )
 def test_backlog_table_is_the_seed_rules(backlog: int, workers: int) -> None:
     assert want(backlog) == workers
@@ -42,6 +42,20 @@ def test_cpu_over_threshold_adds_a_worker_while_there_is_backlog() -> None:
 
 def test_memory_over_threshold_adds_a_worker() -> None:
     assert want(5, current=2, memory_pct=85) == 3
+
+
+def test_memory_scales_down_only_below_its_down_threshold() -> None:
+    # Busy (work running) and over-provisioned: memory at 50 % holds the count ...
+    held = Policy(INSTANT).decide(
+        Observation(now=0, current=5, backlog=0, running=1, cpu_pct=5, memory_pct=50)
+    )
+    assert held.target == 5
+    assert "memory 50% ≥ 30%" in held.reason
+    # ... and at 20 % lets it fall to what the backlog wants.
+    freed = Policy(INSTANT).decide(
+        Observation(now=0, current=5, backlog=0, running=1, cpu_pct=5, memory_pct=20)
+    )
+    assert freed.target == 2
 
 
 def test_long_jobs_add_a_worker_and_short_ones_allow_scale_down() -> None:

@@ -82,3 +82,30 @@ def test_profile_time_limits_from_toml(tmp_path: Path) -> None:
     assert topology.profile("critical").soft_time_limit is None
     # The default table sets none: the settings' apply.
     assert all(p.time_limit is None for p in default_topology().profiles.values())
+
+
+def test_an_application_can_declare_its_own_topology(tmp_path: Path) -> None:
+    config = tmp_path / "conveyor.toml"
+    config.write_text(
+        "replace_defaults = true\n"
+        "[queues.reports]\npriority = 5\n[queues.default]\npriority = 1\n"
+        "[profiles.reports]\nqueues = ['reports', 'default']\nconcurrency = 4\n"
+    )
+    topology = load_topology(config)
+    assert topology.queue_names() == ["reports", "default", "dead-letter"]
+    assert set(topology.profiles) == {"reports", "monitoring"}
+    # Dead letters keep a worker; the first declared queue is the default.
+    assert topology.profile("monitoring").queues == ("dead-letter",)
+    assert topology.default_queue == "reports"
+    with pytest.raises(ConfigurationError, match="unknown queue 'processing'"):
+        topology.queue("processing")
+
+
+def test_replace_defaults_needs_a_queue_and_a_boolean(tmp_path: Path) -> None:
+    config = tmp_path / "conveyor.toml"
+    config.write_text("replace_defaults = true\n")
+    with pytest.raises(ConfigurationError, match="at least one"):
+        load_topology(config)
+    config.write_text("replace_defaults = 'yes'\n[queues.a]\npriority = 1\n")
+    with pytest.raises(ConfigurationError, match="true or false"):
+        load_topology(config)

@@ -9,6 +9,7 @@ from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
 from conveyor.broker.transport import LEVELS_URGENT_FIRST
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.doctor import run_checks
+from conveyor.worker.gpu import waiting_for_gpu
 
 
 def queues(as_json: bool = JSON_OPTION) -> None:
@@ -18,6 +19,7 @@ def queues(as_json: bool = JSON_OPTION) -> None:
     depths = queue_depths(app.redis, app.topology)
     scheduled = delayed_count(app.redis)
     reserved = reserved_count(app.redis)
+    gpu_wait = waiting_for_gpu(app)
     if as_json:
         print_json(
             {
@@ -32,6 +34,7 @@ def queues(as_json: bool = JSON_OPTION) -> None:
                 ],
                 "scheduled": scheduled,
                 "reserved": reserved,
+                "waiting_for_gpu": gpu_wait,
             }
         )
         return
@@ -48,6 +51,12 @@ def queues(as_json: bool = JSON_OPTION) -> None:
     console.print(
         f"scheduled (delayed or waiting to retry): {scheduled}   reserved by workers: {reserved}"
     )
+    if gpu_wait:
+        waiting = ", ".join(f"{queue} {count}" for queue, count in gpu_wait.items())
+        console.print(
+            f"waiting for a GPU worker (handed back by CPU-only workers): {waiting}",
+            markup=False,
+        )
 
 
 def doctor(as_json: bool = JSON_OPTION) -> None:

@@ -17,7 +17,7 @@ from conveyor.cli.common import console, get_app
 from conveyor.scaling.stack import hand_to_manager
 from conveyor.settings import Settings, mask_url
 from conveyor.supervisor import ServiceSpec, Stack, plan_services, plan_workers
-from conveyor.topology import load_topology
+from conveyor.topology import Topology, load_topology
 
 
 def up(
@@ -69,7 +69,7 @@ def up(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stack.start()
     try:
-        _print_stack(stack)
+        _print_stack(stack, topology)
         stack.supervise()
     finally:
         with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
@@ -95,7 +95,9 @@ def _api_if_free(services: list[ServiceSpec], host: str, port: int) -> list[Serv
     return [s for s in services if s.name != "api"]
 
 
-def _print_stack(stack: Stack) -> None:
+def _print_stack(stack: Stack, topology: Topology) -> None:
+    from conveyor.worker.sizing import pool_size
+
     command = _command()
     where = "embedded Valkey" if stack.embedded else "configured"
     console.print(f"[bold green]Conveyor is up.[/] Home: {stack.home}")
@@ -104,8 +106,11 @@ def _print_stack(stack: Stack) -> None:
     if processes:
         table = Table("worker", "queues", "concurrency", "pid", "log")
         for spec, pid, log_path in processes:
+            size = pool_size(
+                stack.settings, topology.profile(spec.profile), override=spec.concurrency
+            )
             table.add_row(
-                spec.name, ", ".join(spec.queues), str(spec.concurrency), str(pid), str(log_path)
+                spec.name, ", ".join(spec.queues), size.describe(), str(pid), str(log_path)
             )
         console.print(table)
     for service, pid, log_path in stack.service_processes():
@@ -174,14 +179,32 @@ def worker(
         min=0.001,
         help="Soft time limit (s): SoftTimeLimitExceeded inside jobs whose type sets none.",
     ),
+    pidfile: Path | None = typer.Option(
+        None, "--pidfile", help="Write the worker's pid here; refuse to start if it is alive."
+    ),
+    logfile: Path | None = typer.Option(None, "--logfile", help="Log to this file."),
+    detach: bool = typer.Option(
+        False, "--detach", "-D", help="Run in the background (as a daemon) and print its pid."
+    ),
 ) -> None:
-    """Run one worker for a profile in the foreground."""
+    """Run one worker for a profile (in the foreground unless --detach)."""
     from conveyor.worker.process import run_worker
+
+    if detach:
+        from conveyor.worker.daemon import detach as start_detached
+
+        settings = Settings.load()
+        target = logfile or settings.home_dir / "logs" / f"worker-{profile}.log"
+        pid = start_detached(sys.argv[1:], target)
+        console.print(f"worker started in the background: pid {pid}, log {target}")
+        return
 
     if pool is not None and pool not in ("prefork", "threads", "solo"):
         raise typer.BadParameter("must be prefork, threads or solo", param_hint="'--pool'")
     logging.basicConfig(
-        level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+        level=loglevel.upper(),
+        format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",
+        filename=logfile,
     )
     app = get_app()
     app.check_broker()
@@ -219,6 +242,9 @@ def worker(
         max_tasks_per_child=max_tasks_per_child,
         time_limit=time_limit,
         soft_time_limit=soft_time_limit,
+        daemon={
+            k: str(v) for k, v in (("pidfile", pidfile), ("logfile", logfile)) if v is not None
+        },
     )
 
 

@@ -53,7 +53,7 @@ def workers(as_json: bool = JSON_OPTION) -> None:
             w.host,
             str(w.pid),
             ",".join(w.queues),
-            str(w.concurrency),
+            w.pool_size or str(w.concurrency),
             str(w.active),
             str(w.processed),
             f"{now - w.last_heartbeat:.1f}s ago",

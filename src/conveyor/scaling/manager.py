@@ -61,6 +61,7 @@ def policy_config(
             cpu_up_pct=settings.autoscale_cpu_up_pct,
             cpu_down_pct=settings.autoscale_cpu_down_pct,
             memory_up_pct=settings.autoscale_memory_up_pct,
+            memory_down_pct=settings.autoscale_memory_down_pct,
             job_time_up_s=settings.autoscale_job_time_up_s,
             job_time_down_s=settings.autoscale_job_time_down_s,
             up_cooldown_s=settings.autoscale_up_cooldown_s,

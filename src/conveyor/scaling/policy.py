@@ -3,9 +3,10 @@
 A pure function of its inputs (no Redis, no clock of its own), so every rule is
 unit-tested. The defaults are the seed 000 rules:
 
-* **backlog** <20 → the minimum (2 by default), 20–50 → 3, 50–100 → 5, >100 → 10;
-* **resources** scale up at 70 % CPU or 80 % memory; scale down only below 30 % CPU
-  (and not while memory is above its threshold);
+* **backlog** <20 → the minimum (2 by default), 20–49 → 3, 50–100 → 5, >100 → 10
+  (steps ``20:3,50:5,101:10``: a backlog ≥ the threshold wants that many);
+* **resources** scale up at 70 % CPU or 80 % memory; scale down only while both CPU
+  and memory are below 30 % (each threshold its own setting);
 * **job time** scale up while the average job takes over 60 s, scale down only
   while it is under 20 s (or no job finished recently).
 
@@ -31,10 +32,11 @@ class PolicyConfig:
     min_workers: int = 2
     max_workers: int = 10
     #: (backlog threshold, workers) pairs, ascending: a backlog ≥ threshold wants that many.
-    backlog_steps: tuple[tuple[int, int], ...] = ((20, 3), (50, 5), (100, 10))
+    backlog_steps: tuple[tuple[int, int], ...] = ((20, 3), (50, 5), (101, 10))
     cpu_up_pct: float = 70.0
     cpu_down_pct: float = 30.0
     memory_up_pct: float = 80.0
+    memory_down_pct: float = 30.0
     job_time_up_s: float = 60.0
     job_time_down_s: float = 20.0
     up_cooldown_s: float = 30.0
@@ -54,7 +56,7 @@ class PolicyConfig:
 
 
 def parse_backlog_steps(text: str) -> tuple[tuple[int, int], ...]:
-    """``"20:3,50:5,100:10"`` → ``((20, 3), (50, 5), (100, 10))``."""
+    """``"20:3,50:5,101:10"`` → ``((20, 3), (50, 5), (101, 10))``."""
     steps = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -63,7 +65,7 @@ def parse_backlog_steps(text: str) -> tuple[tuple[int, int], ...]:
         if not sep or not threshold.strip().isdigit() or not count.strip().isdigit():
             raise ConfigurationError(
                 f"CONVEYOR_AUTOSCALE_BACKLOG_STEPS: expected BACKLOG:WORKERS pairs such as "
-                f"'20:3,50:5,100:10' (got {part!r})"
+                f"'20:3,50:5,101:10' (got {part!r})"
             )
         steps.append((int(threshold), int(count)))
     result = tuple(sorted(steps))
@@ -149,8 +151,8 @@ class Policy:
             holds = []
             if obs.cpu_pct is not None and obs.cpu_pct >= cfg.cpu_down_pct:
                 holds.append(f"CPU {obs.cpu_pct:.0f}% ≥ {cfg.cpu_down_pct:g}%")
-            if obs.memory_pct is not None and obs.memory_pct >= cfg.memory_up_pct:
-                holds.append(f"memory {obs.memory_pct:.0f}% ≥ {cfg.memory_up_pct:g}%")
+            if obs.memory_pct is not None and obs.memory_pct >= cfg.memory_down_pct:
+                holds.append(f"memory {obs.memory_pct:.0f}% ≥ {cfg.memory_down_pct:g}%")
             if obs.avg_job_s is not None and obs.avg_job_s >= cfg.job_time_down_s:
                 holds.append(f"average job {obs.avg_job_s:.1f}s ≥ {cfg.job_time_down_s:g}s")
             if holds:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery, Task
 from celery.exceptions import Reject, TimeLimitExceeded
 
+from conveyor.errors import NoGpuAvailable
 from conveyor.jobs import JobDefinition
 from conveyor.worker.executor import BROKER_DOWN, Execution, record_hard_time_limit
 from conveyor.worker.gpu import refuse_without_gpu
@@ -59,10 +60,14 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
         info.setdefault("queue", delivery.get("routing_key"))
         info.setdefault("priority", delivery.get("priority"))
         worker = request.hostname or socket.gethostname()
-        if refuse_without_gpu(app, definition, str(request.id), payload, info):
-            return
+        refused: NoGpuAvailable | None = None
         try:
-            Execution(app, definition, str(request.id), payload, info, worker).run()
+            if refuse_without_gpu(app, definition, str(request.id), payload, info):
+                return
+        except NoGpuAvailable as exc:
+            refused = exc  # recorded as the job's failure, with its dead letter
+        try:
+            Execution(app, definition, str(request.id), payload, info, worker).run(refused)
         except BROKER_DOWN as exc:
             # The broker went away under the job (its outcome could not be recorded):
             # hand the message back rather than let Celery acknowledge it as done.

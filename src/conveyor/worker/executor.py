@@ -199,8 +199,12 @@ class Execution:
         )
         return True
 
-    def run(self) -> Any:
-        """Run this delivery to its end; never raises for a job's own failure."""
+    def run(self, refused: BaseException | None = None) -> Any:
+        """Run this delivery to its end; never raises for a job's own failure.
+
+        With ``refused`` (a job no worker can take in time), the job is not run:
+        ``refused`` is recorded as its failure.
+        """
         if self._rate_limited():
             return None
         started_at = time.time()
@@ -234,6 +238,9 @@ class Execution:
             )
             return None
         self.deliveries = start.deliveries
+        if refused is not None:
+            self._handle_error(refused, started_at)
+            return None
         if self._over_delivery_limit(started_at):
             return None
         ctx = JobContext(self)

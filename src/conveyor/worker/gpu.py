@@ -17,8 +17,9 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from conveyor import keys
 from conveyor.delayed import schedule
-from conveyor.errors import ConfigurationError
+from conveyor.errors import ConfigurationError, NoGpuAvailable
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -41,9 +42,22 @@ def refuse_without_gpu(
     The job goes back through the delayed set (due in :data:`ROUTE_BACK_S`), so
     a CPU-only worker that keeps receiving it does not spin; a GPU worker on the
     same queue takes it. Returns True when the job was routed back.
+
+    A job handed back for longer than ``CONVEYOR_GPU_WAIT_S`` is not routed back
+    again: :class:`NoGpuAvailable` is raised for the worker to fail it.
     """
     if definition.gpu != "required" or WORKER_GPUS is None or WORKER_GPUS:
         return False
+    now = time.time()
+    queue = str(meta.get("queue") or app.queue_for(definition))
+    waited = gpu_wait_so_far(app, job_id, queue, now)
+    limit = app.settings.gpu_wait_s
+    if waited >= limit:
+        app.redis.zrem(keys.gpu_waiting(queue), job_id)
+        raise NoGpuAvailable(
+            f"no worker with a GPU took this job in {waited:.0f}s (CONVEYOR_GPU_WAIT_S="
+            f"{limit:g}); start a worker on a GPU host for queue {queue!r} and replay it"
+        )
     if definition.name not in _warned:
         _warned.add(definition.name)
         log.warning(
@@ -51,8 +65,7 @@ def refuse_without_gpu(
             "to their queue for a GPU worker",
             definition.name,
         )
-    queue = str(meta.get("queue") or app.queue_for(definition))
-    due = time.time() + ROUTE_BACK_S
+    due = now + ROUTE_BACK_S
     spec = app.submission_spec(
         definition,
         job_id,
@@ -65,6 +78,32 @@ def refuse_without_gpu(
     )
     schedule(app.redis, job_id, due, spec)
     return True
+
+
+def gpu_wait_so_far(app: Conveyor, job_id: str, queue: str, now: float) -> float:
+    """Seconds since ``job_id`` was first handed back for want of a GPU (0 the first time).
+
+    Also marks it as waiting for a GPU on ``queue`` (what ``conveyor queues`` shows).
+    """
+    pipe = app.redis.pipeline(transaction=False)
+    # Kept well past the wait, so a job that waits its whole time still finds its start.
+    pipe.set(keys.gpu_wait(job_id), repr(now), nx=True, ex=int(app.settings.gpu_wait_s) + 86400)
+    pipe.get(keys.gpu_wait(job_id))
+    pipe.zadd(keys.gpu_waiting(queue), {job_id: now})
+    _, first, _ = pipe.execute()
+    return max(0.0, now - float(first)) if first else 0.0
+
+
+def waiting_for_gpu(app: Conveyor) -> dict[str, int]:
+    """Queue → jobs handed back for want of a GPU within the last few hand-back rounds."""
+    since = time.time() - 3 * ROUTE_BACK_S
+    pipe = app.redis.pipeline(transaction=False)
+    names = app.topology.queue_names()
+    for queue in names:
+        pipe.zremrangebyscore(keys.gpu_waiting(queue), "-inf", since)
+        pipe.zcard(keys.gpu_waiting(queue))
+    counts = pipe.execute()[1::2]
+    return {queue: int(count) for queue, count in zip(names, counts, strict=True) if count}
 
 
 def release_gpu_memory(**_: Any) -> None:

@@ -8,17 +8,19 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
+from celery.utils.nodenames import host_format
 
 from conveyor.delayed import Mover
 from conveyor.errors import ConfigurationError
 from conveyor.limits import worker_limits
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
-from conveyor.worker import gpu
+from conveyor.worker import gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
 from conveyor.worker.registry import Heartbeat
 from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
+from conveyor.worker.sizing import pool_size
 from conveyor.worker.vitals import gpu_label, vitals_reader
 
 if TYPE_CHECKING:
@@ -34,6 +36,12 @@ def worker_name(profile: str, index: int | None = None) -> str:
     return f"{profile}-{index if index is not None else os.getpid()}@{socket.gethostname()}"
 
 
+def node_name(name: str | None, profile: str) -> str:
+    """The worker's node name: ``name`` with Celery's ``%h``/``%n``/``%d`` expanded, as
+    ``celery worker -n`` does, or ``PROFILE-PID@host`` without one."""
+    return host_format(name) if name else worker_name(profile)
+
+
 def run_worker(
     app: Conveyor,
     profile_name: str,
@@ -47,8 +55,11 @@ def run_worker(
     max_tasks_per_child: int | None = None,
     time_limit: float | None = None,
     soft_time_limit: float | None = None,
+    daemon: dict[str, str] | None = None,
 ) -> None:
     """Run a Celery worker for ``profile_name`` in this process until it is stopped.
+
+    ``daemon`` passes Celery's own ``pidfile``/``logfile`` options through.
 
     Each argument overrides the profile's entry, which overrides the settings'.
     The time limits are the worker's defaults: a job type's own limits, and a
@@ -59,8 +70,10 @@ def run_worker(
     for queue in selected:
         app.topology.queue(queue)
     hard_limit, soft_limit = worker_limits(app.settings, profile, time_limit, soft_time_limit)
-    concurrency = concurrency or app.settings.worker_concurrency or profile.concurrency
-    hostname = name or worker_name(profile.name)
+    size = pool_size(app.settings, profile, override=concurrency, pool=pool)
+    concurrency = size.concurrency
+    # Celery's node name patterns (%h, %n, %d), expanded as `celery worker -n` does.
+    hostname = node_name(name, profile.name)
     celery_app = app.celery
     _check_visibility(celery_app.conf.broker_transport_options or {}, hard_limit, app)
     apply_worker_limits(celery_app, app, hard_limit, soft_limit)
@@ -94,6 +107,7 @@ def run_worker(
         status=vitals_reader(gpu_label(gpus)),
         beat_file=heartbeat_file_for(app.settings, hostname),
     )
+    heartbeat.description["pool_size"] = size.describe()
 
     canceller = CancelWatcher(app.redis, celery_app, hostname, app.settings.cancel_grace_s)
 
@@ -104,10 +118,10 @@ def run_worker(
         if profile.gpu != "none" and not gpus:
             log.warning("worker %s: no GPU found; profile %s runs on CPU", hostname, profile.name)
         log.info(
-            "worker %s ready: queues %s, concurrency %d, pool %s, time limits %gs soft / %gs hard",
+            "worker %s ready: queues %s, concurrency %s, pool %s, time limits %gs soft / %gs hard",
             hostname,
             ",".join(selected),
-            concurrency,
+            size.describe(),
             pool or profile.pool,
             soft_limit,
             hard_limit,
@@ -142,8 +156,11 @@ def run_worker(
         hostname,
         "--queues",
         ",".join(selected),
-        "--concurrency",
-        str(concurrency),
+        *(
+            ["--autoscale", f"{size.autoscale[1]},{size.autoscale[0]}"]
+            if size.autoscale
+            else ["--concurrency", str(concurrency)]
+        ),
         "--pool",
         pool or profile.pool,
         # The worker's defaults; a job type's limits (task options) and a submission's
@@ -163,6 +180,8 @@ def run_worker(
     max_tasks_per_child = max_tasks_per_child or profile.max_tasks_per_child
     if max_tasks_per_child is not None:
         argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
+    argv += [f"--{flag}={value}" for flag, value in (daemon or {}).items()]
+    guard.mark_started_by_conveyor()
     celery_app.worker_main(argv)
 
 

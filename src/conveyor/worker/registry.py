@@ -46,6 +46,8 @@ class WorkerInfo:
     processed: int = 0
     rss_bytes: int = 0
     gpu: str = ""
+    #: The pool size and where it came from, e.g. ``2-4 autoscale (conveyor.toml)``.
+    pool_size: str = ""
 
 
 class Heartbeat:
@@ -171,6 +173,7 @@ def live_workers(client: redis.Redis, interval_s: float) -> list[WorkerInfo]:
                 processed=int(data.get("processed", 0)),
                 rss_bytes=int(data.get("rss_bytes", 0)),
                 gpu=data.get("gpu", ""),
+                pool_size=data.get("pool_size", ""),
             )
         )
     return found

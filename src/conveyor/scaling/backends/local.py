@@ -153,9 +153,7 @@ class LocalBackend:
         argv = [self.python, "-m", "conveyor", "worker", "--profile", profile, "--name", name]
         if profile in self.sizes:
             argv += ["--concurrency", str(self.sizes[profile])]
-        elif self.settings.worker_concurrency is None:
-            size = min(self.app.topology.profile(profile).concurrency, os.cpu_count() or 1)
-            argv += ["--concurrency", str(size)]
+        # Otherwise the worker sizes itself (conveyor.worker.sizing: one rule everywhere).
         try:
             with open(log_path, "ab") as out:
                 process = subprocess.Popen(
