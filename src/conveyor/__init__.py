@@ -6,6 +6,7 @@ from conveyor.errors import (
     BrokerError,
     ConfigurationError,
     ConveyorError,
+    Defer,
     InvalidSubmission,
     JobCancelled,
     JobError,
@@ -13,13 +14,14 @@ from conveyor.errors import (
     NotFound,
     PayloadInvalid,
     PermanentError,
+    SkipJob,
     StoreError,
     TransientError,
     UnknownJobType,
 )
 from conveyor.jobs import JobContext, JobDefinition
 from conveyor.limits import SoftTimeLimitExceeded, TimeLimitExceeded
-from conveyor.middleware import Middleware
+from conveyor.middleware import Middleware, Outcome
 from conveyor.settings import Settings
 from conveyor.state import JobState
 from conveyor.topology import Profile, Queue, Topology
@@ -35,6 +37,7 @@ __all__ = [
     "JobContext",
     "JobDefinition",
     "Middleware",
+    "Outcome",
     # configuration
     "Profile",
     "Queue",
@@ -45,12 +48,14 @@ __all__ = [
     "ConfigurationError",
     "ConveyorError",
     "InvalidSubmission",
+    "Defer",
     "JobCancelled",
     "JobError",
     "JobTimeoutError",
     "NotFound",
     "PayloadInvalid",
     "PermanentError",
+    "SkipJob",
     "SoftTimeLimitExceeded",
     "StoreError",
     "TimeLimitExceeded",

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, overload
 
 import kombu.exceptions
@@ -30,6 +31,7 @@ from conveyor.engine import build_celery, visibility_timeout
 from conveyor.errors import (
     BrokerError,
     ConfigurationError,
+    ConveyorError,
     InvalidSubmission,
     UnknownJobType,
 )
@@ -37,6 +39,7 @@ from conveyor.events import EventWriter, new_event
 from conveyor.jobs import JobDefinition, JobFunction, make_definition
 from conveyor.limits import resolve_limits
 from conveyor.middleware import Middleware
+from conveyor.middleware.chain import call_hooks, overriding
 from conveyor.ratelimit import RateLimiter
 from conveyor.settings import Settings, mask_url
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
@@ -101,6 +104,7 @@ class Conveyor:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
         self.middleware: list[Middleware] = list(middleware)
+        self._enqueue_hooks = overriding(self.middleware, "before_enqueue")
         self._definitions: dict[str, JobDefinition] = {}
         self._writer: tuple[int, EventWriter] | None = None
         #: ``@app.on_worker_start`` hooks, run once per job-running process.
@@ -319,6 +323,15 @@ class Conveyor:
         spec["labels"] = {k: v for k, v in labels.items() if v is not None}
         if tags:
             spec["labels"]["tags"] = list(tags)
+        if self._enqueue_hooks:
+            # A ConveyorError (e.g. PermissionDenied) from a hook refuses the submission.
+            call_hooks(
+                self._enqueue_hooks,
+                "before_enqueue",
+                self,
+                MappingProxyType(spec),
+                passes=(ConveyorError,),
+            )
         claim_key = None
         if idempotency_key is not None:
             claim_key = keys.idempotency(idempotency_key)

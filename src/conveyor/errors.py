@@ -21,7 +21,9 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
         │   ├── DeliveryLimitExceeded  its process died under it on every delivery
         │   └── NoGpuAvailable         a gpu="required" job found no GPU worker in time
         ├── TransientError       retried with backoff while retries remain
-        └── JobCancelled         the job was cancelled while it ran
+        ├── JobCancelled         the job was cancelled while it ran
+        ├── SkipJob              a middleware's before_job: end the job cancelled, unrun
+        └── Defer                a middleware's before_job: run this attempt later
 
 HTTP status codes are mapped from this tree in one place (the API module).
 """
@@ -125,6 +127,19 @@ class NoGpuAvailable(PermanentError):
     without one it would circle forever. Past the wait it fails and goes to the
     dead-letter queue with this error (and an alert where its queue raises them).
     """
+
+
+class SkipJob(JobError):
+    """Raised by a middleware's ``before_job``: the job ends ``cancelled`` without running."""
+
+
+class Defer(JobError):
+    """Raised by a middleware's ``before_job``: run this attempt again in ``seconds``."""
+
+    def __init__(self, seconds: float, reason: str = "deferred by middleware") -> None:
+        super().__init__(f"{reason} (back in {seconds:g}s)")
+        self.seconds = max(0.0, float(seconds))
+        self.reason = reason
 
 
 class DeliveryLimitExceeded(PermanentError):

@@ -159,3 +159,24 @@ class WorkerProcess:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
         self.close()
+
+
+def drain(
+    app: Any,
+    *,
+    queues: list[str] | None = None,
+    max_jobs: int = 10_000,
+    delayed_within_s: float | None = None,
+) -> list[str]:
+    """Run every waiting job of ``app`` in this process; return the job ids run.
+
+    Jobs go through the real executor and middleware against the real broker
+    (state changes, events, retries, dead letters), without a worker process: a
+    team's unit tests of its own jobs run in milliseconds. Pass
+    ``delayed_within_s`` to also run delayed jobs and retries due within that
+    many seconds. Time limits, the pool and heartbeats need a real worker
+    (:class:`WorkerProcess`).
+    """
+    from conveyor.worker.inline import run_waiting
+
+    return run_waiting(app, queues=queues, max_jobs=max_jobs, delayed_within_s=delayed_within_s)

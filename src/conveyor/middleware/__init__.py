@@ -1,5 +1,6 @@
-"""Middleware: the one extension point around job execution."""
+"""Middleware: the one extension point around a job's life (see docs/middleware.md)."""
 
 from conveyor.middleware.base import Middleware
+from conveyor.middleware.outcome import Outcome
 
-__all__ = ["Middleware"]
+__all__ = ["Middleware", "Outcome"]

@@ -17,14 +17,18 @@ from conveyor import keys
 from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
 from conveyor.errors import (
+    Defer,
     DeliveryLimitExceeded,
     JobCancelled,
     PayloadInvalid,
     PermanentError,
+    SkipJob,
     TransientError,
 )
 from conveyor.events import TERMINAL, new_event
 from conveyor.jobs import JobContext, JobDefinition, backoff_delay, remove_job_tempdirs
+from conveyor.middleware.chain import CONTROL, call_hooks, overriding
+from conveyor.middleware.outcome import Outcome
 from conveyor.worker.deadletter import send_dead_letter
 
 if TYPE_CHECKING:
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.worker")
 
 T = TypeVar("T")
+
+#: Markers for :meth:`Execution._before_job`: input not validated yet / job handled.
+_UNVALIDATED = object()
+_HANDLED = object()
 
 
 class Execution:
@@ -207,6 +215,12 @@ class Execution:
         """
         if self._rate_limited():
             return None
+        ctx = JobContext(self)
+        params: Any = _UNVALIDATED
+        if refused is None and overriding(self.app.middleware, "before_job"):
+            params = self._before_job(ctx)
+            if params is _HANDLED:
+                return None
         started_at = time.time()
         start = self.writer.emit(
             self._event("started"),
@@ -232,6 +246,8 @@ class Execution:
         if not start.applied:
             if start.status in TERMINAL:
                 log.info("job %s is already %s; not running it", self.job_id, start.status)
+                if start.status == "cancelled":
+                    self._after(Outcome("cancelled"))
                 return None
             log.info(
                 "job %s: stale delivery (status %s); not running it", self.job_id, start.status
@@ -243,17 +259,13 @@ class Execution:
             return None
         if self._over_delivery_limit(started_at):
             return None
-        ctx = JobContext(self)
-        middleware = self.app.middleware
         try:
-            params = self.definition.validate(self.payload)
-            for mw in middleware:
-                mw.before_job(ctx, params)
+            if params is _UNVALIDATED:
+                params = self.definition.validate(self.payload)
             result = self.definition.func(ctx, params)
-            for mw in reversed(middleware):
-                mw.after_job(ctx, result)
-        except JobCancelled:
+        except JobCancelled as exc:
             log.info("job %s stopped: cancelled", self.job_id)
+            self._after(Outcome("cancelled", error=exc))
             return None
         except (SystemExit, KeyboardInterrupt):
             # The process is being stopped under the job (SIGTERM after the hard time
@@ -261,9 +273,9 @@ class Execution:
             # a hard limit; otherwise the unacknowledged message is delivered again.
             raise
         except BaseException as exc:
-            for mw in reversed(middleware):
-                mw.on_error(ctx, exc)
+            call_hooks(self.app.middleware, "on_error", ctx, exc, reverse=True)
             if self._retry_on_cpu(exc):
+                self._after(Outcome("retrying", error=exc, retry_in_s=0.0))
                 return None
             self._handle_error(exc, started_at)
             if not isinstance(exc, Exception):
@@ -292,7 +304,55 @@ class Execution:
                 )
             ],
         )
+        self._after(Outcome("succeeded", result=result))
         return None
+
+    def _before_job(self, ctx: JobContext) -> Any:
+        """Run the ``before_job`` hooks; the validated input, or :data:`_HANDLED` when a
+        hook skipped or deferred the job (done here). Invalid input is left for the
+        job's own start to fail."""
+        try:
+            params = self.definition.validate(self.payload)
+        except PayloadInvalid:
+            return _UNVALIDATED
+        try:
+            call_hooks(self.app.middleware, "before_job", ctx, params, passes=CONTROL)
+        except SkipJob as exc:
+            self._skip(exc)
+            return _HANDLED
+        except Defer as exc:
+            due_at = time.time() + exc.seconds
+            self._reschedule(
+                self.attempt,
+                due_at,
+                self._event("scheduled", due_at=due_at, message=str(exc)),
+                {"due_at": due_at},
+            )
+            log.info("job %s deferred: %s", self.job_id, exc)
+            return _HANDLED
+        return params
+
+    def _skip(self, exc: SkipJob) -> None:
+        """End the job ``cancelled`` without running it (a middleware said so)."""
+        message = str(exc) or "skipped by middleware"
+        outcome = self.writer.emit(
+            self._event("cancelled", message=message),
+            fields={"finished_at": time.time(), "message": message},
+            celery=[self._celery("task-revoked", terminated=False, signum=None, expired=False)],
+        )
+        log.info("job %s skipped: %s", self.job_id, message)
+        if outcome.applied:
+            self._after(Outcome("cancelled", error=exc))
+
+    def _after(self, outcome: Outcome) -> None:
+        """Tell the middleware an attempt's recorded outcome (and the job's final one)."""
+        middleware = self.app.middleware
+        if not middleware:
+            return
+        ctx = JobContext(self)
+        call_hooks(middleware, "after_job", ctx, outcome, reverse=True)
+        if outcome.final:
+            call_hooks(middleware, "after_final", ctx, outcome, reverse=True)
 
     def _is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, PermanentError | PayloadInvalid):
@@ -342,6 +402,7 @@ class Execution:
                 message,
                 delay,
             )
+            self._after(Outcome("retrying", error=exc, retry_in_s=delay))
             return
         # The failed event carries everything the recorder files as the dead letter.
         self.writer.emit(
@@ -379,6 +440,7 @@ class Execution:
                 "failed_at": finished_at,
             },
         )
+        self._after(Outcome("failed", error=exc))
 
 
 def _error_message(exc: BaseException) -> str:

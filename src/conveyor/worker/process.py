@@ -13,6 +13,7 @@ from celery.utils.nodenames import host_format
 from conveyor.delayed import Mover
 from conveyor.errors import ConfigurationError
 from conveyor.limits import worker_limits
+from conveyor.middleware.chain import call_hooks
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
 from conveyor.worker import gpu, guard
@@ -115,6 +116,7 @@ def run_worker(
         mover.start()
         heartbeat.start()
         canceller.start()
+        call_hooks(app.middleware, "on_worker_boot", app, hostname)
         if profile.gpu != "none" and not gpus:
             log.warning("worker %s: no GPU found; profile %s runs on CPU", hostname, profile.name)
         log.info(
@@ -128,6 +130,7 @@ def run_worker(
         )
 
     def stopping(**_: Any) -> None:
+        call_hooks(app.middleware, "on_worker_shutdown", app, hostname)
         mover.stop()
         heartbeat.stop()
         canceller.stop()
