@@ -79,9 +79,6 @@ def unique_digest(definition: JobDefinition, payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-BUILTIN_PACKS = ("diag",)
-
-
 class Conveyor:
     """A Conveyor application: declare jobs with :meth:`job`, submit them with :meth:`submit`.
 
@@ -96,7 +93,7 @@ class Conveyor:
         *,
         topology: Topology | None = None,
         middleware: Sequence[Middleware] = (),
-        packs: Sequence[str] = BUILTIN_PACKS,
+        packs: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
@@ -105,9 +102,13 @@ class Conveyor:
         self._writer: tuple[int, EventWriter] | None = None
         #: ``@app.on_worker_start`` hooks, run once per job-running process.
         self.worker_start_hooks: list[Callable[[], Any]] = []
-        for pack in packs:
-            module = importlib.import_module(f"conveyor.packs.{pack}")
-            module.register(self)
+        for pack in self.settings.packs if packs is None else packs:
+            self.use(pack)
+
+    def use(self, pack: str) -> None:
+        """Register a built-in pack's jobs (``"diag"``, ``"media"``) on this app."""
+        module = importlib.import_module(f"conveyor.packs.{pack}")
+        module.register(self)
 
     # ------------------------------------------------------------ registration
 

@@ -18,7 +18,8 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
     ├── JobTimeoutError          waiting for a job took longer than allowed
     └── JobError                 raised inside a job to steer what happens next
         ├── PermanentError       never retried: the job fails at once
-        │   └── DeliveryLimitExceeded  its process died under it on every delivery
+        │   ├── DeliveryLimitExceeded  its process died under it on every delivery
+        │   └── MediaError             ffmpeg refused the input or failed (media pack)
         ├── TransientError       retried with backoff while retries remain
         └── JobCancelled         the job was cancelled while it ran
 
@@ -123,6 +124,13 @@ class DeliveryLimitExceeded(PermanentError):
     A job that crashes its own worker process (a segfault, the kernel's OOM killer)
     would otherwise be redelivered forever; past ``CONVEYOR_MAX_REDELIVERIES`` it
     fails and goes to the dead-letter queue with this error.
+    """
+
+
+class MediaError(PermanentError):
+    """A media job cannot be done: ffmpeg failed, or the input is not usable media.
+
+    The message ends with the last lines ffmpeg wrote to stderr.
     """
 
 
