@@ -107,7 +107,12 @@ class Conveyor:
 
     def use(self, pack: str) -> None:
         """Register a built-in pack's jobs (``"diag"``, ``"media"``) on this app."""
-        module = importlib.import_module(f"conveyor.packs.{pack}")
+        try:
+            module = importlib.import_module(f"conveyor.packs.{pack}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"conveyor.packs.{pack}":
+                raise
+            raise ConfigurationError(f"no built-in pack {pack!r} (packs: diag, media)") from None
         module.register(self)
 
     # ------------------------------------------------------------ registration

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
-from pathlib import Path
 
 from conveyor.errors import ConfigurationError
 from conveyor.settings import Settings
@@ -62,11 +61,7 @@ def encoders(binary: str) -> frozenset[str]:
 
 @functools.cache
 def version(binary: str) -> str:
-    """``ffmpeg -version``'s first line (for results and ``conveyor doctor``)."""
+    """The version ``ffmpeg -version`` names (``n9.0.2-…``, ``6.1.1``…), for ``conveyor doctor``."""
     out = subprocess.run([binary, "-version"], capture_output=True, text=True, check=False)
-    return (out.stdout.splitlines() or ["unknown"])[0]
-
-
-def exists(path: str) -> bool:
-    """Whether a binary path points at a file."""
-    return Path(path).is_file()
+    words = out.stdout.split()
+    return words[2] if len(words) > 2 and words[1] == "version" else "unknown version"

@@ -216,6 +216,8 @@ def staged_output(final: Path, job_id: str) -> Iterator[Path]:
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(final, job_id)
+    # Never write through something planted at the partial name (a symlink out of the root).
+    partial.unlink(missing_ok=True)
     try:
         yield partial
         partial.replace(final)

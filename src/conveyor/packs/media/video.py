@@ -33,7 +33,7 @@ def probe_media(ctx: JobContext, params: ProbeInput) -> ProbeResult:
     progress = Progress(ctx)
     _, info = open_source(ctx, params.source, progress.part(0, 90))
     progress.report(100, "probe")
-    return info
+    return info.model_copy(update={"path": params.source})
 
 
 def encode(
