@@ -16,12 +16,11 @@ from conveyor.packs.media.inputs import (
     LoudnessInput,
     WaveformInput,
 )
-from conveyor.packs.media.probe import input_args, probe
+from conveyor.packs.media.probe import input_args, written
 from conveyor.packs.media.results import (
     AudioResult,
     Loudness,
     LoudnessResult,
-    ProbeResult,
     WaveformResult,
 )
 from conveyor.packs.media.runner import Progress, run_ffmpeg, staged_output
@@ -37,7 +36,7 @@ AUDIO_ENCODERS = {
 }
 
 
-def _audio_out(params: ExtractAudioInput, info: ProbeResult, sample_rate: int | None) -> list[str]:
+def _audio_out(params: ExtractAudioInput, sample_rate: int | None) -> list[str]:
     args = ["-map", "0:a:0", "-vn", "-c:a", AUDIO_ENCODERS[params.format]]
     if sample_rate:
         args += ["-ar", str(sample_rate)]
@@ -62,19 +61,13 @@ def extract_audio(ctx: JobContext, params: ExtractAudioInput) -> AudioResult:
     with staged_output(output, ctx.job_id) as partial:
         run = run_ffmpeg(
             progress.part(20, 80),
-            [*input_args(path, info), *_audio_out(params, info, params.sample_rate), str(partial)],
+            [*input_args(path, info), *_audio_out(params, params.sample_rate), str(partial)],
             duration_s=info.duration_s,
             stage="extract audio",
         )
-    written = probe(output)
+    out, common = written(output, run.elapsed_s)
     return AudioResult(
-        output=str(output),
-        size_bytes=written.size_bytes,
-        duration_s=written.duration_s,
-        elapsed_s=round(run.elapsed_s, 3),
-        codec=params.format,
-        sample_rate=written.sample_rate,
-        channels=written.audio_channels,
+        **common, codec=params.format, sample_rate=out.sample_rate, channels=out.audio_channels
     )
 
 
@@ -144,7 +137,7 @@ def normalize_loudness(ctx: JobContext, params: LoudnessInput) -> LoudnessResult
                 *input_args(path, info),
                 "-af",
                 second_filter,
-                *_audio_out(params, info, rate),
+                *_audio_out(params, rate),
                 str(partial),
             ],
             duration_s=info.duration_s,
@@ -153,12 +146,9 @@ def normalize_loudness(ctx: JobContext, params: LoudnessInput) -> LoudnessResult
         )
     second = parse_loudnorm(normalized.stderr)
     after = _loudness(second, "output") if "output_i" in second else None
-    written = probe(output)
+    _, common = written(output, measured.elapsed_s + normalized.elapsed_s)
     return LoudnessResult(
-        output=str(output),
-        size_bytes=written.size_bytes,
-        duration_s=written.duration_s,
-        elapsed_s=round(measured.elapsed_s + normalized.elapsed_s, 3),
+        **common,
         target_lufs=params.target_lufs,
         before=_loudness(first, "input"),
         after=after,

@@ -35,6 +35,19 @@ def probe(path: Path) -> ProbeResult:
     return result
 
 
+def written(output: Path, elapsed_s: float) -> tuple[ProbeResult, dict[str, Any]]:
+    """Probe a finished output: its probe, and the common result fields
+    (``output``, ``size_bytes``, ``duration_s``, ``elapsed_s``)."""
+    info = probe(output)
+    fields = {
+        "output": str(output),
+        "size_bytes": info.size_bytes,
+        "duration_s": info.duration_s,
+        "elapsed_s": round(elapsed_s, 3),
+    }
+    return info, fields
+
+
 def demuxer(result: ProbeResult) -> str:
     """The demuxer name to pin with ``-f``, so ffmpeg reads the input as it was probed."""
     return result.format.split(",")[0]

@@ -22,7 +22,7 @@ from conveyor.packs.media.encode import (
     with_fallback,
 )
 from conveyor.packs.media.inputs import PreviewInput, ProbeInput, TranscodeInput, VideoOptions
-from conveyor.packs.media.probe import input_args, probe
+from conveyor.packs.media.probe import input_args, written
 from conveyor.packs.media.results import EncodeResult, PreviewResult, ProbeResult
 from conveyor.packs.media.runner import Completed, Progress, run_ffmpeg, staged_output
 from conveyor.packs.media.sources import default_output, open_source, stem
@@ -64,12 +64,9 @@ def encode(
             )
 
     encoder, run, gpu_error = with_fallback(candidates, attempt)
-    out = probe(output)
+    out, common = written(output, run.elapsed_s)
     return EncodeResult(
-        output=str(output),
-        size_bytes=out.size_bytes,
-        duration_s=out.duration_s,
-        elapsed_s=round(run.elapsed_s, 3),
+        **common,
         codec=options.codec,
         encoder=encoder.name,
         device=encoder.device,
