@@ -10,7 +10,7 @@ from conveyor.packs.media.encode import Encoder, plan, video_args, wants_gpu, wi
 from conveyor.packs.media.inputs import VideoOptions
 from conveyor.packs.media.policy import parse_roots
 from conveyor.packs.media.progress import ProgressParser
-from conveyor.packs.media.runner import Completed
+from conveyor.packs.media.runner import Completed, Progress
 
 BLOCK = """frame=25
 fps=12.50
@@ -125,3 +125,30 @@ def test_only_a_failed_gpu_encoder_falls_back() -> None:
 
     with pytest.raises(MediaError, match="bad input"):
         with_fallback([Encoder("libx264", "cpu")], cpu_fails)
+
+
+class Recorder:
+    """Stands in for a running job's context: records what it is told."""
+
+    job_id = "job"
+    cancelled = False
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[float, str | None]] = []
+
+    def progress(
+        self, percent: float, stage: str | None = None, message: str | None = None
+    ) -> None:
+        self.reports.append((percent, stage))
+
+
+def test_a_batch_moves_with_each_renders_ffmpeg_progress() -> None:
+    """Two renders of 10 s and 30 s after a 5 % opening step: halfway through the
+    second render's ffmpeg run the batch is at 5 + 95 × (10 + 15) / 40."""
+    ctx = Recorder()
+    work = Progress(ctx).part(5, 95)
+    first, second = work.part(0, 25), work.part(25, 75)
+    first.report(50, "encode")
+    first.report(100, "encode")
+    second.report(50, "encode")
+    assert [p for p, _ in ctx.reports] == [16.88, 28.75, 64.38]
