@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor.errors import ConfigurationError, MediaError
@@ -9,6 +11,7 @@ from conveyor.packs.media.audio import parse_loudnorm
 from conveyor.packs.media.encode import Encoder, plan, video_args, wants_gpu, with_fallback
 from conveyor.packs.media.inputs import VideoOptions
 from conveyor.packs.media.policy import parse_roots
+from conveyor.packs.media.probe import from_ffprobe
 from conveyor.packs.media.progress import ProgressParser
 from conveyor.packs.media.runner import Completed, Progress
 
@@ -152,3 +155,24 @@ def test_a_batch_moves_with_each_renders_ffmpeg_progress() -> None:
     first.report(100, "encode")
     second.report(50, "encode")
     assert [p for p, _ in ctx.reports] == [16.88, 28.75, 64.38]
+
+
+def test_ffprobe_json_is_read_like_a_pyav_probe(tmp_path: Path) -> None:
+    media = tmp_path / "a.mkv"
+    media.write_bytes(b"x" * 10)
+    data = {
+        "format": {"format_name": "matroska,webm", "duration": "3.5", "bit_rate": "800000"},
+        "streams": [
+            {"index": 0, "codec_type": "video", "codec_name": "vp9", "width": 640,
+             "height": 360, "avg_frame_rate": "30000/1001"},
+            {"index": 1, "codec_type": "audio", "codec_name": "opus", "channels": 2,
+             "sample_rate": "48000", "duration": "N/A"},
+        ],
+    }  # fmt: skip
+    info = from_ffprobe(media, data)
+    assert (info.format, info.duration_s, info.bit_rate, info.size_bytes) == (
+        "matroska,webm", 3.5, 800000, 10,
+    )  # fmt: skip
+    assert (info.video_codec, info.width, info.fps) == ("vp9", 640, 29.97)
+    assert (info.audio_codec, info.audio_channels, info.sample_rate) == ("opus", 2, 48000)
+    assert info.streams[1].duration_s is None

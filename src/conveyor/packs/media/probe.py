@@ -148,7 +148,11 @@ def _with_ffprobe(binary: str, path: Path) -> ProbeResult:
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     if done.returncode != 0:
         raise MediaError(f"{path.name}: not a media file ({done.stderr.strip()[-300:]})")
-    data = json.loads(done.stdout or "{}")
+    return from_ffprobe(path, json.loads(done.stdout or "{}"))
+
+
+def from_ffprobe(path: Path, data: dict[str, Any]) -> ProbeResult:
+    """A probe from ffprobe's ``-show_format -show_streams`` JSON."""
     fmt = data.get("format", {})
     streams = [
         StreamInfo(
