@@ -82,9 +82,6 @@ def unique_digest(definition: JobDefinition, payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-BUILTIN_PACKS = ("diag",)
-
-
 class Conveyor:
     """A Conveyor application: declare jobs with :meth:`job`, submit them with :meth:`submit`.
 
@@ -99,7 +96,7 @@ class Conveyor:
         *,
         topology: Topology | None = None,
         middleware: Sequence[Middleware] = (),
-        packs: Sequence[str] = BUILTIN_PACKS,
+        packs: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
@@ -109,9 +106,18 @@ class Conveyor:
         self._writer: tuple[int, EventWriter] | None = None
         #: ``@app.on_worker_start`` hooks, run once per job-running process.
         self.worker_start_hooks: list[Callable[[], Any]] = []
-        for pack in packs:
+        for pack in self.settings.packs if packs is None else packs:
+            self.use(pack)
+
+    def use(self, pack: str) -> None:
+        """Register a built-in pack's jobs (``"diag"``, ``"media"``) on this app."""
+        try:
             module = importlib.import_module(f"conveyor.packs.{pack}")
-            module.register(self)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"conveyor.packs.{pack}":
+                raise
+            raise ConfigurationError(f"no built-in pack {pack!r} (packs: diag, media)") from None
+        module.register(self)
 
     # ------------------------------------------------------------ registration
 

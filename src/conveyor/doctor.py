@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import shutil
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -34,7 +33,7 @@ def run_checks(app: Conveyor) -> list[Check]:
     checks.append(broker_check(app))
     checks.append(store_check(app))
     checks.append(recorder_check(app))
-    checks.append(ffmpeg_check())
+    checks.append(ffmpeg_check(app))
     checks.append(gpu_check())
     return checks
 
@@ -94,19 +93,16 @@ def recorder_check(app: Conveyor, max_age_s: float = 60.0) -> Check:
     return Check("recorder", not behind, detail + (" (behind)" if behind else ""), required=False)
 
 
-def ffmpeg_check() -> Check:
-    """ffmpeg from PATH, else the one ``imageio-ffmpeg`` ships."""
-    found = shutil.which("ffmpeg")
-    if found is None:
-        try:
-            import imageio_ffmpeg
+def ffmpeg_check(app: Conveyor) -> Check:
+    """The ffmpeg media jobs run: ``CONVEYOR_FFMPEG``, else the one ``imageio-ffmpeg`` ships."""
+    from conveyor.packs.media.binary import ffmpeg_path
+    from conveyor.packs.media.binary import version as ffmpeg_version
 
-            found = imageio_ffmpeg.get_ffmpeg_exe()
-        except (ImportError, RuntimeError):
-            found = None
-    if found is None:
-        return Check("ffmpeg", False, "not found (media jobs need it)", required=False)
-    return Check("ffmpeg", True, found, required=False)
+    try:
+        found = ffmpeg_path(app.settings)
+    except (ImportError, RuntimeError, ConveyorError) as exc:
+        return Check("ffmpeg", False, f"not found (media jobs need it): {exc}", required=False)
+    return Check("ffmpeg", True, f"{found} ({ffmpeg_version(found)})", required=False)
 
 
 def gpu_check() -> Check:

@@ -19,7 +19,8 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
     └── JobError                 raised inside a job to steer what happens next
         ├── PermanentError       never retried: the job fails at once
         │   ├── DeliveryLimitExceeded  its process died under it on every delivery
-        │   └── NoGpuAvailable         a gpu="required" job found no GPU worker in time
+        │   ├── NoGpuAvailable         a gpu="required" job found no GPU worker in time
+        │   └── MediaError             ffmpeg refused the input or failed (media pack)
         ├── TransientError       retried with backoff while retries remain
         ├── JobCancelled         the job was cancelled while it ran
         ├── SkipJob              a middleware's before_job: end the job cancelled, unrun
@@ -148,6 +149,13 @@ class DeliveryLimitExceeded(PermanentError):
     A job that crashes its own worker process (a segfault, the kernel's OOM killer)
     would otherwise be redelivered forever; past ``CONVEYOR_MAX_REDELIVERIES`` it
     fails and goes to the dead-letter queue with this error.
+    """
+
+
+class MediaError(PermanentError):
+    """A media job cannot be done: ffmpeg failed, or the input is not usable media.
+
+    The message ends with the last lines ffmpeg wrote to stderr.
     """
 
 

@@ -187,6 +187,27 @@ class Settings(BaseSettings):
     compose_project: str | None = Field(None, validation_alias="CONVEYOR_COMPOSE_PROJECT")
     compose_service: str = Field("worker-{profile}", validation_alias="CONVEYOR_COMPOSE_SERVICE")
 
+    # Media pack (conveyor.packs.media, docs/media.md)
+    packs: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("diag",), validation_alias="CONVEYOR_PACKS"
+    )
+    media_roots: str = Field("", validation_alias="CONVEYOR_MEDIA_ROOTS")
+    media_url_schemes: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("https",), validation_alias="CONVEYOR_MEDIA_URL_SCHEMES"
+    )
+    media_url_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias="CONVEYOR_MEDIA_URL_HOSTS"
+    )
+    media_allow_private_urls: bool = Field(
+        False, validation_alias="CONVEYOR_MEDIA_ALLOW_PRIVATE_URLS"
+    )
+    media_url_max_mb: float = Field(2048.0, gt=0, validation_alias="CONVEYOR_MEDIA_URL_MAX_MB")
+    media_gpu: Literal["auto", "off", "force"] = Field(
+        "auto", validation_alias="CONVEYOR_MEDIA_GPU"
+    )
+    ffmpeg_path: Path | None = Field(None, validation_alias="CONVEYOR_FFMPEG")
+    ffprobe_path: Path | None = Field(None, validation_alias="CONVEYOR_FFPROBE")
+
     @field_validator("api_rate_limit")
     @classmethod
     def _rate_limit_format(cls, value: str) -> str:
@@ -208,7 +229,14 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL with a host")
         return value.strip()
 
-    @field_validator("alert_queues", "default_backoff_s", mode="before")
+    @field_validator(
+        "alert_queues",
+        "default_backoff_s",
+        "packs",
+        "media_url_schemes",
+        "media_url_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
