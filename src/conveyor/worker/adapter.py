@@ -11,11 +11,13 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
+import redis
 from celery import Celery, Task
 from celery.exceptions import Reject, TimeLimitExceeded
 
+from conveyor.broker.outage import unavailable
 from conveyor.jobs import JobDefinition
-from conveyor.worker.executor import BROKER_DOWN, Execution, record_hard_time_limit
+from conveyor.worker.executor import Execution, record_hard_time_limit
 from conveyor.worker.gpu import refuse_without_gpu
 
 if TYPE_CHECKING:
@@ -63,10 +65,12 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
             return
         try:
             Execution(app, definition, str(request.id), payload, info, worker).run()
-        except BROKER_DOWN as exc:
+        except redis.RedisError as exc:
+            if not unavailable(exc):
+                raise
             # The broker went away under the job (its outcome could not be recorded):
             # hand the message back rather than let Celery acknowledge it as done.
-            raise Reject(f"broker unreachable: {exc}", requeue=True) from None
+            raise Reject(f"broker unavailable: {exc}", requeue=True) from None
 
     run.__name__ = run.__qualname__ = definition.name.replace(".", "_")
     options: dict[str, Any] = {
