@@ -20,7 +20,8 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
         ├── PermanentError       never retried: the job fails at once
         │   ├── DeliveryLimitExceeded  its process died under it on every delivery
         │   ├── NoGpuAvailable         a gpu="required" job found no GPU worker in time
-        │   └── MediaError             ffmpeg refused the input or failed (media pack)
+        │   ├── MediaError             ffmpeg refused the input or failed (media pack)
+        │   └── ResultNotSerializable  it returned a value JSON cannot encode
         ├── TransientError       retried with backoff while retries remain
         ├── JobCancelled         the job was cancelled while it ran
         ├── SkipJob              a middleware's before_job: end the job cancelled, unrun
@@ -157,6 +158,11 @@ class MediaError(PermanentError):
 
     The message ends with the last lines ffmpeg wrote to stderr.
     """
+
+
+class ResultNotSerializable(PermanentError):
+    """The job ran, but returned a value JSON cannot encode (a circular reference, a
+    dict with tuple keys): it fails, and goes to the dead-letter queue, with this error."""
 
 
 class JobCancelled(JobError):

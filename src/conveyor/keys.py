@@ -37,6 +37,11 @@ RECORDER_GROUP = "recorder"
 #: Hash of the recorder's counters (recorded, malformed, outages).
 RECORDER_STATS = f"{PREFIX}:recorder:stats"
 
+#: Hash of how many malformed messages workers took off each queue and rejected.
+MALFORMED_COUNTS = f"{PREFIX}:malformed:counts"
+#: List of the latest rejected malformed messages (newest first, capped), for inspection.
+MALFORMED = f"{PREFIX}:malformed"
+
 #: Separator between a queue name and its priority level in list names.
 PRIORITY_SEP = ":"
 

@@ -90,7 +90,7 @@ class JobState(BaseModel):
             deliveries=int(data.get("deliveries") or 0),
             worker=data.get("worker") or None,
             payload=_json(data.get("payload")),
-            result=_json(data.get("result")),
+            result=_result(data.get("result")),
             error=error,
             created_at=_float(data.get("created_at")),
             due_at=_float(data.get("due_at")),
@@ -114,3 +114,17 @@ def _float(value: str | None) -> float | None:
 
 def _json(value: str | None) -> Any:
     return json.loads(value) if value not in (None, "") else None
+
+
+def _result(value: str | None) -> Any:
+    """A result from the live state: JSON text (a result that is a string too).
+
+    States written before results were always JSON-encoded hold a string result as
+    its bare text: that text is returned as it is.
+    """
+    if value in (None, ""):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -14,7 +14,8 @@ So the celery-mixin dashboards and alerts work unchanged:
 Conveyor's own: ``conveyor_queue_length{queue,priority}`` (per level),
 ``conveyor_jobs_delayed``, ``conveyor_jobs_reserved``, ``conveyor_workers{profile}``,
 ``conveyor_job_events_total{type,event}``, ``conveyor_job_wait_seconds`` (histogram),
-``conveyor_recorder_lag`` (stream entries not yet in the store).
+``conveyor_recorder_lag`` (stream entries not yet in the store),
+``conveyor_malformed_messages_total{queue}`` (messages rejected as not Celery's).
 
 Counters count the events this API process read since it started (Prometheus'
 ``rate()`` handles the reset on restart). Scrape one API replica for them: each
@@ -28,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from conveyor.api.context import ApiContext
@@ -209,6 +210,21 @@ class BrokerCollector(Collector):
             )
             gauge.add_metric([], lag)
             yield gauge
+        yield malformed_metric(client)
+
+
+def malformed_metric(client: Any) -> Metric:
+    """``conveyor_malformed_messages_total{queue}``: messages workers rejected as malformed."""
+    from conveyor.broker.malformed import counts
+
+    family = CounterMetricFamily(
+        "conveyor_malformed_messages",
+        "Messages on a queue that were not Celery messages, rejected by a worker.",
+        labels=["queue"],
+    )
+    for queue, count in sorted(counts(client).items()):
+        family.add_metric([queue], count)
+    return family
 
 
 def recorder_lag(ctx: ApiContext) -> int | None:

@@ -17,7 +17,9 @@ things and nothing else:
 * while a queue has a backlog, a message is taken *and* recorded as unacked by
   one script (kombu does ``BRPOP``, then a second round trip to record it — a
   worker that dies between the two loses the message). Only an idle worker
-  blocks on ``BRPOP``.
+  blocks on ``BRPOP``;
+* a message that is not a kombu message is rejected and counted instead of
+  stopping the worker (:mod:`conveyor.broker.malformed`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from kombu.utils.json import dumps, loads
 from redis.exceptions import NoScriptError
 
 from conveyor import keys
+from conveyor.broker.malformed import envelope_error, reject
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 
 LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
@@ -52,8 +55,15 @@ local n = #KEYS - 4
 for i = 1, n do
   local item = redis.call('RPOP', KEYS[i])
   if item then
-    local props = cjson.decode(item)['properties']
-    local info = props['delivery_info'] or {}
+    -- Not a kombu message (conveyor.broker.malformed): return it unrecorded, to be rejected.
+    local ok, msg = pcall(cjson.decode, item)
+    local props = ok and type(msg) == 'table' and msg['properties']
+    if type(props) ~= 'table' or type(props['delivery_tag']) ~= 'string' then
+      return {KEYS[i], item, 0}
+    end
+    local info = props['delivery_info']
+    if info == nil then info = {} end
+    if type(info) ~= 'table' then return {KEYS[i], item, 0} end
     local tag = props['delivery_tag']
     redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' ..
       cjson.encode(info['exchange'] or '') .. ',' .. cjson.encode(info['routing_key'] or '') .. ']')
@@ -62,7 +72,7 @@ for i = 1, n do
       redis.call('SADD', KEYS[n + 3], tag)
       redis.call('SADD', KEYS[n + 4], ARGV[2])
     end
-    return {KEYS[i], item}
+    return {KEYS[i], item, 1}
   end
 end
 return false
@@ -219,10 +229,7 @@ class Channel(kombu_redis.Channel):
 
     def _brpop_read(self, **options: Any) -> bool:
         if not self._in_fetch:
-            delivered = bool(super()._brpop_read(**options))  # type: ignore[misc]
-            # A message arrived: there may be more, so fetch with the script next.
-            self._backlog = delivered
-            return delivered
+            return self._brpop_read_plain(**options)
         self._in_fetch = False
         try:
             try:
@@ -238,18 +245,64 @@ class Channel(kombu_redis.Channel):
             if not reply:
                 self._backlog = False
                 raise Empty()
-            dest, item = reply
-            payload = loads(bytes_to_str(item))
-            self._recorded.add(payload["properties"]["delivery_tag"])
-            queue = bytes_to_str(dest).rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
-            self.connection._deliver(payload, queue)
-            return True
+            dest, item, recorded = reply
+            return self._take(dest, item, recorded=bool(recorded))
         finally:
-            self._in_poll = None
-            flush_reauth = getattr(self, "_flush_brpop_reauth", None)
-            if flush_reauth is not None:
-                flush_reauth()
+            self._poll_done()
+
+    def _brpop_read_plain(self, **options: Any) -> bool:
+        # kombu's BRPOP read, with the malformed-message check of ``_take``.
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:  # type: ignore[attr-defined]
+                self.client.connection.disconnect()
+                raise
+            # A message arrived: there may be more, so fetch with the script next.
+            self._backlog = bool(reply)
+            if not reply:
+                raise Empty()
+            dest, item = reply
+            return self._take(dest, item, recorded=False)
+        finally:
+            self._poll_done()
+
+    def _poll_done(self) -> None:
+        self._in_poll = None
+        flush_reauth = getattr(self, "_flush_brpop_reauth", None)
+        if flush_reauth is not None:
+            flush_reauth()
+
+    def _take(self, dest: bytes, item: bytes, *, recorded: bool) -> bool:
+        """Hand a message taken off list ``dest`` to kombu, or reject a malformed one."""
+        queue = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+        self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
+        reason = envelope_error(item)
+        if reason is not None:
+            with self.conn_or_acquire() as client:
+                if recorded:  # the fetch script's checks passed, ours did not: unrecord it
+                    tag = loads(bytes_to_str(item))["properties"]["delivery_tag"]
+                    self.qos._remove_from_indices(tag).execute()  # type: ignore[attr-defined]
+                reject(client, queue, item, reason)
+            raise Empty()
+        payload = loads(bytes_to_str(item))
+        properties = payload["properties"]
+        if recorded:
+            self._recorded.add(properties["delivery_tag"])
+        # A hand-made message may lack these; Celery reports the queue it came from.
+        properties.setdefault("delivery_info", {}).setdefault("routing_key", queue)
+        try:
+            self.connection._deliver(payload, queue)
+        except self.connection_errors:  # type: ignore[attr-defined]
+            raise
+        except Exception as exc:
+            # Celery failed on it (a task header without an id, say): drop it rather
+            # than let the exception stop the worker, and every worker it goes to next.
+            self.qos.ack(properties["delivery_tag"])
+            with self.conn_or_acquire() as client:
+                reject(client, queue, item, f"Celery could not take it: {exc!r}")
+            raise Empty() from None
+        return True
 
     def _lookup(self, exchange: str, routing_key: str, default: Any = None) -> list[str]:
         # A routing key that names a Conveyor queue goes to that queue: no binding

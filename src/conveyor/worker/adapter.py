@@ -11,12 +11,14 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
+import redis
 from celery import Celery, Task
 from celery.exceptions import Reject, TimeLimitExceeded
 
+from conveyor.broker.outage import unavailable
 from conveyor.errors import NoGpuAvailable
 from conveyor.jobs import JobDefinition
-from conveyor.worker.executor import BROKER_DOWN, Execution, record_hard_time_limit
+from conveyor.worker.executor import Execution, record_hard_time_limit
 from conveyor.worker.gpu import refuse_without_gpu
 
 if TYPE_CHECKING:
@@ -62,16 +64,18 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
         worker = request.hostname or socket.gethostname()
         refused: NoGpuAvailable | None = None
         try:
-            if refuse_without_gpu(app, definition, str(request.id), payload, info):
-                return
-        except NoGpuAvailable as exc:
-            refused = exc  # recorded as the job's failure, with its dead letter
-        try:
+            try:
+                if refuse_without_gpu(app, definition, str(request.id), payload, info):
+                    return
+            except NoGpuAvailable as exc:
+                refused = exc  # recorded as the job's failure, with its dead letter
             Execution(app, definition, str(request.id), payload, info, worker).run(refused)
-        except BROKER_DOWN as exc:
+        except redis.RedisError as exc:
+            if not unavailable(exc):
+                raise
             # The broker went away under the job (its outcome could not be recorded):
             # hand the message back rather than let Celery acknowledge it as done.
-            raise Reject(f"broker unreachable: {exc}", requeue=True) from None
+            raise Reject(f"broker unavailable: {exc}", requeue=True) from None
 
     run.__name__ = run.__qualname__ = definition.name.replace(".", "_")
     options: dict[str, Any] = {

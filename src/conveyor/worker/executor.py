@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -14,6 +14,7 @@ from kombu.utils.encoding import safe_repr
 from pydantic import BaseModel
 
 from conveyor import keys
+from conveyor.broker.outage import BROKER_DOWN, unavailable, wait_for_broker
 from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
 from conveyor.errors import (
@@ -22,6 +23,7 @@ from conveyor.errors import (
     JobCancelled,
     PayloadInvalid,
     PermanentError,
+    ResultNotSerializable,
     SkipJob,
     TransientError,
 )
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
-T = TypeVar("T")
+__all__ = ["BROKER_DOWN", "Execution", "encode_result", "record_hard_time_limit"]
 
 #: Markers for :meth:`Execution._before_job`: input not validated yet / job handled.
 _UNVALIDATED = object()
@@ -129,9 +131,11 @@ class Execution:
         fields = {"progress": percent, "stage": stage or "", "message": message or ""}
         try:
             outcome = self.writer.emit(event, fields=fields)
-        except BROKER_DOWN as exc:
+        except redis.RedisError as exc:
+            if not unavailable(exc):
+                raise
             # Progress is best effort: a broker restart must not fail the job itself.
-            log.warning("job %s: progress not recorded (broker unreachable: %s)", self.job_id, exc)
+            log.warning("job %s: progress not recorded (broker unavailable: %s)", self.job_id, exc)
             return True
         return outcome.applied or outcome.status != "cancelled"
 
@@ -152,7 +156,8 @@ class Execution:
             return False
         message = f"GPU out of memory on {self.device}: retrying on CPU ({exc})"
         now = time.time()
-        self._reschedule(
+        wait_for_broker(
+            self._reschedule,
             self.attempt + 1,
             now,
             self._event(
@@ -213,7 +218,9 @@ class Execution:
         With ``refused`` (a job no worker can take in time), the job is not run:
         ``refused`` is recorded as its failure.
         """
-        if self._rate_limited():
+        # Until the start is recorded the job has not run: a broker that is down or
+        # refuses writes is waited for, and the message stays unacknowledged meanwhile.
+        if wait_for_broker(self._rate_limited):
             return None
         ctx = JobContext(self)
         params: Any = _UNVALIDATED
@@ -222,7 +229,8 @@ class Execution:
             if params is _HANDLED:
                 return None
         started_at = time.time()
-        start = self.writer.emit(
+        start = wait_for_broker(
+            self.writer.emit,
             self._event("started"),
             fields={
                 "type": self.definition.name,
@@ -285,12 +293,23 @@ class Execution:
             remove_job_tempdirs(self.job_id)
         finished_at = time.time()
         value = _jsonable(result)
-        # The result exists only here: ride out a broker restart rather than lose it.
-        with_broker_retries(
+        try:
+            encoded = encode_result(value)
+        except (TypeError, ValueError) as exc:
+            self._handle_error(
+                ResultNotSerializable(
+                    f"the job returned a {type(result).__name__} that JSON cannot encode: {exc}"
+                ),
+                started_at,
+            )
+            return None
+        # The result exists only here: ride out a broker outage rather than lose it.
+        wait_for_broker(
             self.writer.emit,
             self._event("succeeded", result=value, runtime_s=finished_at - started_at),
             fields={
-                "result": value,
+                # Always JSON in the live state, so a string result reads back as a string.
+                "result": encoded,
                 "finished_at": finished_at,
                 "progress": 100.0,
                 # An earlier attempt's error no longer describes the job.
@@ -376,7 +395,8 @@ class Execution:
                 schedule_, self.attempt, settings.backoff_max_s, settings.backoff_jitter
             )
             due_at = finished_at + delay
-            self._reschedule(
+            wait_for_broker(
+                self._reschedule,
                 self.attempt + 1,
                 due_at,
                 self._event(
@@ -405,7 +425,8 @@ class Execution:
             self._after(Outcome("retrying", error=exc, retry_in_s=delay))
             return
         # The failed event carries everything the recorder files as the dead letter.
-        self.writer.emit(
+        wait_for_broker(
+            self.writer.emit,
             self._event(
                 "failed",
                 priority=self.priority,
@@ -477,30 +498,14 @@ def _default_device(definition: JobDefinition) -> str:
     return "cpu"
 
 
-#: Errors that mean the broker is unreachable (restarting, network down).
-BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError)
+def encode_result(value: Any) -> str:
+    """A job's result as the JSON text kept in its live state.
 
-#: How long a state write that must not be lost keeps retrying through a broker outage.
-BROKER_RETRY_S = 60.0
-
-
-def with_broker_retries(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call ``func``, retrying with backoff while the broker is unreachable (up to a minute).
-
-    The state-change script is safe to repeat: a change that was applied before its
-    reply was lost is refused the second time as stale.
+    Raises ``TypeError`` or ``ValueError`` for a value JSON cannot encode (a circular
+    reference, a dict with tuple keys). Values JSON has no type for (a datetime, a
+    path) are written as their ``str()``, as in events.
     """
-    deadline = time.monotonic() + BROKER_RETRY_S
-    pause = 0.2
-    while True:
-        try:
-            return func(*args, **kwargs)
-        except BROKER_DOWN as exc:
-            if time.monotonic() + pause > deadline:
-                raise
-            log.warning("broker unreachable (%s); retrying in %.1fs", exc, pause)
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 from celery.utils.nodenames import host_format
 
+from conveyor.broker.malformed import count_refused_messages
 from conveyor.delayed import Mover
 from conveyor.errors import ConfigurationError
 from conveyor.limits import worker_limits
@@ -148,6 +149,7 @@ def run_worker(
         signals.task_postrun.connect(gpu.release_gpu_memory, weak=False)
     signals.worker_ready.connect(started, weak=False)
     signals.worker_shutdown.connect(stopping, weak=False)
+    count_refused_messages(app.redis)
     try:
         # Revocations survive restarts: jobs cancelled earlier are discarded on receipt.
         load_revoked(app.redis, app.settings.result_expires_s)
