@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from conveyor.errors import StoreError
+from conveyor.private import private_file
 from conveyor.settings import Settings, mask_url
 
 _SCHEMES = {
@@ -57,9 +58,11 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
     except ArgumentError as exc:
         raise StoreError(f"DATABASE_URL {mask_url(url)!r} is not a valid URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
+        if parsed.database and parsed.database != ":memory:":
+            path = Path(parsed.database).expanduser()
+            # Before SQLite creates the file (lazily, on first connect): 0600, not 0644.
+            event.listen(engine, "do_connect", lambda *_: private_file(path) and None)
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
         return engine
     return create_engine(
