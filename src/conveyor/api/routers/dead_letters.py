@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from conveyor import deadletters
 from conveyor.api import redact, service
@@ -31,11 +31,11 @@ class ReplayFilter(BaseModel):
     type: str | None = Field(None, max_length=200)
     queue: str | None = Field(None, max_length=100)
     error_type: str | None = Field(None, max_length=255)
-    since: float | None = Field(None, ge=0)
-    until: float | None = Field(None, ge=0)
+    since: StrictFloat | None = Field(None, ge=0)
+    until: StrictFloat | None = Field(None, ge=0)
     tenant: str | None = Field(None, max_length=200)
     to_queue: str | None = Field(None, max_length=100)
-    limit: int = Field(1000, ge=1, le=10_000)
+    limit: StrictInt = Field(1000, ge=1, le=10_000)
     all: bool = Field(False, description="replay every dead letter (no filter given)")
 
 

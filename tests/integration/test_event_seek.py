@@ -57,11 +57,11 @@ def test_resume_from_zero_reads_only_the_jobs_span(
 ) -> None:
     url, hub = served
     _unrelated(redis_client, before)
-    job = app.submit("diag.noop", {}, queue="batch")
+    job = app.submit("diag.noop", {}, queue="generation")
     writer = app.event_writer()
-    writer.emit(new_event("started", job.id, "diag.noop", "batch"))
+    writer.emit(new_event("started", job.id, "diag.noop", "generation"))
     _unrelated(redis_client, 50)
-    writer.emit(new_event("succeeded", job.id, "diag.noop", "batch"))
+    writer.emit(new_event("succeeded", job.id, "diag.noop", "generation"))
     read_before = hub.entries_read
     assert _replay_from_zero(url, job.id) == ["queued", "started", "succeeded"]
     read = hub.entries_read - read_before
