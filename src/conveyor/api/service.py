@@ -13,6 +13,7 @@ from conveyor.api import redact
 from conveyor.api.auth import Principal
 from conveyor.api.context import ApiContext
 from conveyor.api.schemas import Job, JobPage, JobResult, JobSubmission
+from conveyor.api.submitpolicy import check_submission
 from conveyor.client import Job as JobHandle
 from conveyor.errors import Conflict, InvalidSubmission, NotFound
 from conveyor.state import JobState
@@ -29,6 +30,7 @@ def submit(
     ctx: ApiContext, principal: Principal, body: JobSubmission, batch_id: str | None = None
 ) -> Job:
     """Validate and enqueue one job for the caller's tenant."""
+    check_submission(ctx.app, principal, body.type, body.queue, body.priority)
     handle = ctx.app.submit(
         body.type,
         body.payload,
