@@ -2,6 +2,11 @@
 
 A key looks like ``cvk_<id>_<secret>``; the id part lets ``conveyor keys revoke``
 name a key without its secret. Rows live in the job store's ``api_keys`` table.
+
+A key also says where it may submit: the queues it may name besides each job
+type's own (none by default) and the highest priority it may ask for (7 by
+default: 8–10 are for keys created for them). Internal queues (dead letters,
+monitoring) are never open to API submissions, whatever the key.
 SHA-256 without salt is enough here: the secret is 256 random bits, so there is
 nothing to guess — a slow hash protects low-entropy passwords, not random tokens.
 """
@@ -23,6 +28,8 @@ from conveyor.store.models import ApiKeyRow
 
 SCOPES = ("submit", "read", "admin")
 PREFIX = "cvk_"
+#: The highest priority a key may use unless it was created with another.
+DEFAULT_MAX_PRIORITY = 7
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,9 @@ class KeyInfo:
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+    #: Queues the key may name besides each job type's own (None: only the type's own).
+    queues: list[str] | None = None
+    max_priority: int = DEFAULT_MAX_PRIORITY
 
 
 @dataclass(frozen=True)
@@ -71,14 +81,32 @@ def _info(row: ApiKeyRow) -> KeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        queues=list(row.queues) if row.queues is not None else None,
+        max_priority=DEFAULT_MAX_PRIORITY if row.max_priority is None else row.max_priority,
     )
 
 
-def create_key(engine: Engine, tenant: str, scopes: Iterable[str], name: str = "") -> NewKey:
-    """Create a key for ``tenant`` with ``scopes``; the result holds the secret once."""
+def create_key(
+    engine: Engine,
+    tenant: str,
+    scopes: Iterable[str],
+    name: str = "",
+    *,
+    queues: Iterable[str] | None = None,
+    max_priority: int = DEFAULT_MAX_PRIORITY,
+) -> NewKey:
+    """Create a key for ``tenant`` with ``scopes``; the result holds the secret once.
+
+    ``queues`` are the queues it may name besides each job type's own (check them
+    against the topology first: :func:`conveyor.api.submitpolicy.check_key_queues`);
+    ``max_priority`` the highest priority it may ask for (0–10).
+    """
     tenant = tenant.strip()
     if not tenant or len(tenant) > 200:
         raise InvalidSubmission("tenant must be 1–200 characters")
+    if isinstance(max_priority, bool) or not 0 <= max_priority <= 10:
+        raise InvalidSubmission(f"max priority must be 0–10 (got {max_priority!r})")
+    allowed = sorted({q.strip() for q in queues if q.strip()}) if queues is not None else None
     chosen = check_scopes(scopes)
     key_id = secrets.token_hex(6)
     secret = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
@@ -89,6 +117,8 @@ def create_key(engine: Engine, tenant: str, scopes: Iterable[str], name: str = "
         key_hash=hash_key(secret),
         scopes=chosen,
         created_at=time.time(),
+        queues=allowed or None,
+        max_priority=max_priority,
     )
     info = _info(row)
     try:

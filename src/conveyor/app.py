@@ -342,7 +342,9 @@ class Conveyor:
         if idempotency_key is not None:
             claim_key = keys.idempotency(idempotency_key)
         elif definition.unique:
-            claim_key = keys.unique(definition.name, unique_digest(definition, spec["payload"]))
+            claim_key = keys.unique(
+                definition.name, unique_digest(definition, spec["payload"]), tenant
+            )
         try:
             if idempotency_key is not None:
                 existing = self._claim_idempotency(idempotency_key, job_id)

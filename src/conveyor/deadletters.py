@@ -222,14 +222,18 @@ def replay_matching(
     to_queue: str | None = None,
     time_limit: float | None = None,
     soft_time_limit: float | None = None,
+    everything: bool = False,
     store: Any = None,
 ) -> ReplayReport:
     """Replay every not-yet-replayed dead letter matching the filters (up to ``limit``).
 
     One dead letter that cannot be replayed does not stop the others: it is
     listed in :attr:`ReplayReport.refused` with the reason, and left in place.
-    ``to_queue`` and the time limits apply to every replayed job.
+    ``to_queue`` and the time limits apply to every replayed job. With no
+    filter, ``everything=True`` is required, as for :func:`purge`: an empty
+    filter would replay every tenant's dead letters.
     """
+    _require_filter("replay", everything, type, queue, error_type, since, until, tenant)
     report = ReplayReport()
     letters = list_dead_letters(
         app,
@@ -348,8 +352,7 @@ def purge(
     if job_id is not None:
         ids = [get_dead_letter(app, job_id, store=store).job_id]
     else:
-        if not everything and all(v is None for v in (*filters.values(), since, until)):
-            raise InvalidSubmission("purge needs a job id, a filter, or everything=True (--all)")
+        _require_filter("purge", everything, *filters.values(), since, until)
         letters = list_dead_letters(
             app,
             since=since,
@@ -365,6 +368,15 @@ def purge(
         _append(pipe, app.settings.events_maxlen, {"type": "dead_letter_purged", "job_id": dead_id})
     pipe.execute()
     return ids
+
+
+def _require_filter(action: str, everything: bool, *filters: object) -> None:
+    """:class:`InvalidSubmission` for a bulk action with no filter unless ``everything``."""
+    if not everything and all(value is None for value in filters):
+        raise InvalidSubmission(
+            f"{action} needs a job id, a filter, or everything=True "
+            '(`--all` on the command line, "all": true in the API)'
+        )
 
 
 def _append(pipe: redis.client.Pipeline, maxlen: int, event: dict[str, Any]) -> None:

@@ -6,7 +6,10 @@ import platform
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from redis.exceptions import NoPermissionError
+
 from conveyor.app import Conveyor
+from conveyor.broker.permissions import describe, missing_permission
 from conveyor.errors import ConveyorError
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.settings import mask_url
@@ -43,9 +46,14 @@ def broker_check(app: Conveyor) -> Check:
     try:
         url = app.broker_url
         app.check_broker()
+        denied = missing_permission(app.redis, url)
+        if denied is not None:
+            return Check("broker", False, f"{mask_url(url)}: {denied}")
         info = app.redis.info("server")
     except ConveyorError as exc:
         return Check("broker", False, str(exc))
+    except NoPermissionError as exc:
+        return Check("broker", False, f"{mask_url(url)}: {describe(exc, url)}")
     server = "valkey" if "valkey_version" in info else "redis"
     server_version = info.get("valkey_version") or info.get("redis_version", "?")
     return Check("broker", True, f"{mask_url(url)} ({server} {server_version})")

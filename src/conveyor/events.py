@@ -94,6 +94,11 @@ local ttl, maxlen, channel, event, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7], AR
 -- onto it; then the live-state fields as name, value pairs.
 local nextra = tonumber(ARGV[9])
 local first_field = 10 + 2 * nextra
+-- The job's first stream id: a reader resuming from 0-0 seeks there, not to the
+-- stream's start (which would scan every other job's events).
+local function first_event(id)
+  if redis.call('EXISTS', job) == 1 then redis.call('HSETNX', job, 'first_event', id) end
+end
 local function publish_extra()
   for i = 0, nextra - 1 do redis.call('PUBLISH', ARGV[10 + 2 * i], ARGV[11 + 2 * i]) end
 end
@@ -113,7 +118,7 @@ if stale then
     -- The submitter's own event raced a fast worker: keep what the worker
     -- wrote, fill in what only the submitter knows, and still record it.
     for i = first_field, #ARGV, 2 do redis.call('HSETNX', job, ARGV[i], ARGV[i + 1]) end
-    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
+    first_event(redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event))
     publish_extra()
   end
   return {0, cur[1] or '', deliveries}
@@ -132,8 +137,8 @@ if status ~= '' then
   fields[#fields + 1] = 'attempt'; fields[#fields + 1] = tostring(attempt)
 end
 if #fields > 0 then redis.call('HSET', job, unpack(fields)) end
+first_event(redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event))
 redis.call('EXPIRE', job, ttl)
-redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
 redis.call('PUBLISH', channel, event)
 publish_extra()
 return {1, status, deliveries}

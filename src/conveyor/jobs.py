@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from conveyor.errors import ConfigurationError, JobCancelled, PayloadInvalid
+from conveyor.nobool import bool_errors
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy
 
 if TYPE_CHECKING:
@@ -51,8 +52,12 @@ class JobDefinition:
 
     def validate(self, payload: Any) -> BaseModel:
         """The payload as the job's model, or :class:`PayloadInvalid` with field-level errors."""
+        payload = payload if payload is not None else {}
+        mistaken = bool_errors(self.model, payload)
+        if mistaken:
+            raise PayloadInvalid(self.name, mistaken)
         try:
-            return self.model.model_validate(payload if payload is not None else {})
+            return self.model.model_validate(payload)
         except ValidationError as exc:
             raise PayloadInvalid(self.name, field_errors(exc)) from None
 

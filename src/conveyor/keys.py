@@ -6,6 +6,8 @@ to the Celery transport and are named by :func:`queue_list`.
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "conveyor"
 
 #: The stream every state change is appended to (read by the recorder).
@@ -66,9 +68,14 @@ def worker_held(name: str) -> str:
     return f"{PREFIX}:held:{name}"
 
 
-def unique(job_type: str, digest: str) -> str:
-    """Maps a job type's uniqueness key (a payload digest) to the job id that holds it."""
-    return f"{PREFIX}:unique:{job_type}:{digest}"
+def unique(job_type: str, digest: str, tenant: str | None = None) -> str:
+    """Maps a job type's uniqueness key (a payload digest) to the job id that holds it.
+
+    Scoped to the tenant, like idempotency keys: another tenant's job never matches.
+    """
+    # Hashed: a tenant name with a ':' in it cannot pose as another tenant's scope.
+    scope = "_" if tenant is None else "t" + hashlib.sha256(tenant.encode()).hexdigest()[:24]
+    return f"{PREFIX}:unique:{scope}:{job_type}:{digest}"
 
 
 def gpu_wait(job_id: str) -> str:

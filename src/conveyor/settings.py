@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     api_rate_limit: str = Field("100/s", validation_alias="CONVEYOR_API_RATE_LIMIT")
     api_key_cache_s: float = Field(5.0, ge=0, le=300, validation_alias="CONVEYOR_API_KEY_CACHE_S")
 
-    # Job store
-    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    # Job store (its URL: CONVEYOR_DATABASE_URL; DATABASE_URL only when told to, below)
+    database_url: str | None = Field(None, validation_alias="CONVEYOR_DATABASE_URL")
     job_retention_s: float = Field(7 * 86400.0, gt=0, validation_alias="CONVEYOR_JOB_RETENTION")
     dead_letter_retention_s: float = Field(
         7 * 86400.0, gt=0, validation_alias="CONVEYOR_DEAD_LETTER_RETENTION"
@@ -207,6 +207,17 @@ class Settings(BaseSettings):
     )
     ffmpeg_path: Path | None = Field(None, validation_alias="CONVEYOR_FFMPEG")
     ffprobe_path: Path | None = Field(None, validation_alias="CONVEYOR_FFPROBE")
+    # Job store sharing a database (conveyor.store.db): DATABASE_URL is often the
+    # application's own database, so the store uses it only when told to.
+    app_database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    store_use_database_url: bool = Field(False, validation_alias="CONVEYOR_STORE_USE_DATABASE_URL")
+    store_table_prefix: str = Field(
+        "conveyor_",
+        pattern=r"^([a-z][a-z0-9_]{0,30})?$",
+        validation_alias="CONVEYOR_STORE_TABLE_PREFIX",
+    )
+    # ACL users (Redis 6+/Valkey): joined into the broker URL like REDIS_PASSWORD.
+    redis_username: str | None = Field(None, validation_alias="REDIS_USERNAME")
 
     @field_validator("api_rate_limit")
     @classmethod
@@ -272,12 +283,8 @@ class Settings(BaseSettings):
         url = self.celery_broker_url or self.redis_url
         if url is None and self.redis_host:
             url = f"redis://{self.redis_host}:{self.redis_port}/{self.redis_db}"
-        if url and self.redis_password and url.startswith(("redis://", "rediss://")):
-            parts = urlsplit(url)
-            if not parts.password:
-                host = parts.netloc.rsplit("@", 1)[-1]
-                netloc = f":{quote(self.redis_password, safe='')}@{host}"
-                url = urlunsplit(parts._replace(netloc=netloc))
+        if url and url.startswith(("redis://", "rediss://")):
+            url = _with_credentials(url, self.redis_username, self.redis_password)
         return url
 
     @property
@@ -309,6 +316,20 @@ class Settings(BaseSettings):
             raise ConfigurationError(_describe(exc)) from None
         except SettingsError as exc:
             raise ConfigurationError(f"invalid configuration: {exc}") from None
+
+
+def _with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """``url`` with REDIS_USERNAME / REDIS_PASSWORD filled in where it names none."""
+    parts = urlsplit(url)
+    user = parts.username or username or ""
+    secret = parts.password if parts.password is not None else password
+    if not user and not secret:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    userinfo = quote(unquote(user), safe="")
+    if secret:
+        userinfo += ":" + quote(unquote(secret) if parts.password else secret, safe="")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def env_name(field: str) -> str:

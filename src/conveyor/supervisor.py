@@ -23,6 +23,7 @@ from pathlib import Path
 from conveyor.broker.connection import check_reachable
 from conveyor.broker.embedded import EmbeddedBroker
 from conveyor.errors import ConfigurationError
+from conveyor.private import private_dir
 from conveyor.settings import Settings
 from conveyor.topology import Topology
 
@@ -130,7 +131,7 @@ class Stack:
 
     def start(self) -> None:
         """Start (or reach) the broker, then every worker."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         configured = self.settings.configured_broker_url
         if configured:

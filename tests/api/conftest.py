@@ -82,7 +82,9 @@ def api(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     store = open_store(settings)
     store.upgrade()
     keys = {
-        "a": apikeys.create_key(store.engine, "tenant-a", ["submit", "read"]).secret,
+        "a": apikeys.create_key(
+            store.engine, "tenant-a", ["submit", "read"], queues=["critical"]
+        ).secret,
         "b": apikeys.create_key(store.engine, "tenant-b", ["submit", "read"]).secret,
         "reader": apikeys.create_key(store.engine, "tenant-a", ["read"]).secret,
         "admin": apikeys.create_key(store.engine, "ops", ["admin"]).secret,

@@ -48,3 +48,12 @@ def test_admin_purges_a_dead_letter(api: Api) -> None:
             timeout=30,
             what="dead letter purged",
         )
+
+
+def test_unfiltered_bulk_replay_is_refused(api: Api) -> None:
+    with api.client("admin") as admin:
+        refused = admin.post("/api/v1/dead-letters/replay", json={})
+        assert refused.status_code == 422, refused.text
+        assert '"all": true' in refused.json()["detail"]
+        scoped = admin.post("/api/v1/dead-letters/replay", json={"tenant": "nobody"})
+        assert scoped.status_code == 200 and scoped.json() == {"replayed": {}, "refused": {}}

@@ -192,7 +192,9 @@ def test_cli_doctor_reports_the_broker(broker_url: str) -> None:
 
 def test_cli_doctor_creates_no_job_store(broker_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CONVEYOR_HOME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CONVEYOR_DATABASE_URL", "CONVEYOR_HOME")
+    }
     env.update(REDIS_URL=broker_url, CONVEYOR_HOME=str(home))
     done = subprocess.run(
         [sys.executable, "-m", "conveyor", "doctor", "--json"],

@@ -154,6 +154,19 @@ def test_replay_matching_replays_what_it_can_and_reports_the_rest(
     assert replayed == report.replayed
 
 
+def test_bulk_replay_with_no_filter_is_refused_unless_everything(
+    app: Conveyor, redis_client: redis.Redis
+) -> None:
+    # An empty filter would replay every tenant's dead letters: like purge, say so.
+    store = MemoryStore([letter("a", tenant="t1"), letter("b", tenant="t2")])
+    with pytest.raises(InvalidSubmission, match="everything=True"):
+        replay_matching(app, store=store)
+    with pytest.raises(InvalidSubmission):
+        replay_matching(app, to_queue="batch", store=store)  # a target is not a filter
+    assert dead_letter_events(redis_client) == []
+    assert set(replay_matching(app, everything=True, store=store).replayed) == {"a", "b"}
+
+
 def test_get_and_list_read_the_store(app: Conveyor) -> None:
     store = MemoryStore([letter("a", queue="critical"), letter("b")])
     assert get_dead_letter(app, "a", store=store).queue == "critical"

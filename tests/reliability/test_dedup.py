@@ -114,3 +114,16 @@ def test_unique_names_unknown_field_is_a_configuration_error(dedup_app: Conveyor
     with pytest.raises(ConfigurationError, match="unknown field"):
         dedup_app.job("uq.bad", unique=["nope"])(order)
     assert Order.model_fields  # the model the job types share
+
+
+def test_unique_jobs_are_scoped_to_the_tenant(dedup_app: Conveyor) -> None:
+    # Tenant A must never be handed tenant B's job (its id, tenant and payload).
+    b = dedup_app.submit("uq.order", {"user": "ada", "item": "x"}, tenant="tenant-b")
+    a = dedup_app.submit("uq.order", {"user": "ada", "item": "x"}, tenant="tenant-a")
+    assert a.id != b.id and not a.deduplicated
+    assert a.state().tenant == "tenant-a"
+    assert dedup_app.submit("uq.order", {"user": "ada", "item": "x"}, tenant="tenant-a").id == a.id
+    # No tenant (the Python client without one) is a scope of its own, too.
+    assert dedup_app.submit("uq.order", {"user": "ada", "item": "x"}).id not in (a.id, b.id)
+    # A tenant name holding the separator cannot pose as another scope.
+    assert keys.unique("t", "d", "a:b") != keys.unique("b:t", "d", "a")

@@ -28,7 +28,7 @@ def cli() -> object:
 
 def env_for(settings: Settings) -> dict[str, str]:
     return {
-        "DATABASE_URL": str(settings.database_url),
+        "CONVEYOR_DATABASE_URL": str(settings.database_url),
         "CONVEYOR_HOME": str(settings.home),
         "REDIS_URL": str(settings.redis_url),
     }

@@ -31,7 +31,7 @@ def recorder_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
         REDIS_URL=str(settings.redis_url),
-        DATABASE_URL=str(settings.database_url),
+        CONVEYOR_DATABASE_URL=str(settings.database_url),
         CONVEYOR_HOME=str(settings.home),
         CONVEYOR_RECORDER_BATCH_SIZE="1000",
         CONVEYOR_RECORDER_CLAIM_IDLE_S="0.5",

@@ -101,7 +101,8 @@ _ERRORS = {
     "404": "no such resource (or another tenant's)",
     "409": "the resource's state does not allow it",
     "413": "body over 1 MiB",
-    "422": "invalid request (field errors)",
+    "405": "method not allowed here (Allow lists those that are)",
+    "422": "invalid request: field errors, or a body that is not a JSON object (json_invalid)",
     "429": "rate limit exceeded (Retry-After)",
     "503": "broker or job store unreachable",
 }
@@ -123,6 +124,8 @@ def _document_errors(schema: dict[str, Any], definitions: dict[str, Any]) -> Non
             responses = operation.setdefault("responses", {})
             for code, description in _ERRORS.items():
                 entry = responses.setdefault(code, {"description": description})
+                if entry.get("description") == "Validation Error":  # FastAPI's generic one
+                    entry["description"] = description
                 entry["content"] = {"application/json": {"schema": ref}}
 
 

@@ -29,6 +29,10 @@ class Principal:
     key_id: str | None
     tenant: str | None
     scopes: frozenset[str]
+    #: Queues it may name besides each job type's own (None: every queue, auth off).
+    queues: frozenset[str] | None = None
+    #: The highest priority it may ask for.
+    max_priority: int = 10
 
     @property
     def admin(self) -> bool:
@@ -80,7 +84,15 @@ class Authenticator:
         if entry is not None:
             return _known(entry[1])
         info = self._lookup(token)
-        found = None if info is None else Principal(info.id, info.tenant, frozenset(info.scopes))
+        found = None
+        if info is not None:
+            found = Principal(
+                info.id,
+                info.tenant,
+                frozenset(info.scopes),
+                queues=frozenset(info.queues or ()),
+                max_priority=info.max_priority,
+            )
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -18,8 +18,12 @@ any other ConveyorError    500     ``detail``
 =========================  ======  ============================================
 
 FastAPI's own request validation errors are answered 422 in the same shape
-(``detail`` + ``errors``) so clients parse one format. A Redis or SQL driver
-error that no layer wrapped is a dependency outage too: 503, never a bare 500.
+(``detail`` + ``errors``) so clients parse one format; a body that is not a JSON
+object (unparseable, missing, another content type) is always 422 with one
+``errors`` entry of type ``json_invalid``. A method a path does not serve
+(``OPTIONS`` included) is 405 with ``Allow`` naming every method it does serve.
+A Redis or SQL driver error that no layer wrapped is a dependency outage too:
+503, never a bare 500.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from conveyor.errors import (
     BrokerError,
@@ -99,8 +104,25 @@ async def _conveyor_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
+#: The one answer to a body that is not a JSON object (422, ``errors[0].type`` "json_invalid").
+NOT_JSON = "request body is not a JSON object (send one, with Content-Type: application/json)"
+
+
+def _body_unreadable(err: Any) -> bool:
+    """Whether a validation error says the body as a whole was not a parseable JSON object."""
+    kind = err.get("type")
+    whole_body = tuple(err.get("loc", ())) == ("body",)
+    return kind == "json_invalid" or (
+        whole_body and kind in ("missing", "model_attributes_type", "dict_type")
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(_body_unreadable(err) for err in exc.errors()):
+        # Invalid JSON, no body, a non-JSON content type or a JSON non-object: one answer.
+        error = {"field": "", "message": NOT_JSON, "type": "json_invalid"}
+        return JSONResponse({"detail": NOT_JSON, "errors": [error]}, status_code=422)
     errors = [
         {
             "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
@@ -114,9 +136,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path only;
+        # GET and POST on /api/v1/jobs are two routes.
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return JSONResponse(
-        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers or None
+        {"detail": exc.detail}, status_code=exc.status_code, headers=headers or None
     )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (for ``Allow``)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def dependency_error(exc: Exception) -> JSONResponse:

@@ -60,6 +60,8 @@ class EventHub:
         self._subs: dict[str, set[Subscription]] = {}
         self._observers: list[Callable[[dict[str, Any]], None]] = []
         self._task: asyncio.Task[None] | None = None
+        #: Stream entries read back for resuming clients (what :meth:`history` costs).
+        self.entries_read = 0
 
     def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(event)`` for every event read from now on."""
@@ -133,20 +135,24 @@ class EventHub:
                 sub.queue.put_nowait((event_id, event))
 
     async def history(
-        self, job_id: str, after: EventId, until: EventId
+        self, job_id: str, after: EventId, until: EventId, first: EventId | None = None
     ) -> list[tuple[EventId, dict[str, Any]]] | None:
         """``job_id``'s events with ``after < id <= until``, oldest first.
 
-        None when the stream was trimmed past ``after`` (events may be missing:
-        the caller sends the current state instead).
+        ``first`` is the job's first event id (kept in its live state): the read
+        seeks there when ``after`` is older, so its cost is the job's span of the
+        stream, not the whole stream. None when the stream was trimmed past the
+        first wanted event (events may be missing: the caller sends the state).
         """
-        if until <= after:
+        since = first if first is not None and first > after else (after[0], after[1] + 1)
+        if until < since:
             return []
-        first: Any = await self.client.xrange(keys.EVENTS, count=1)
-        if first and after != ZERO and parse_id(first[0][0]) > (after[0], after[1] + 1):
+        oldest: Any = await self.client.xrange(keys.EVENTS, count=1)
+        known_start = after != ZERO or first is not None
+        if oldest and known_start and parse_id(oldest[0][0]) > since:
             return None
         found: list[tuple[EventId, dict[str, Any]]] = []
-        cursor = f"({format_id(after)}"
+        cursor = format_id(since)
         needle = f'"job_id":"{job_id}"'.encode()
         while True:
             batch: Any = await self.client.xrange(
@@ -154,6 +160,7 @@ class EventHub:
             )
             if not batch:
                 return found
+            self.entries_read += len(batch)
             for raw_id, fields in batch:
                 data = fields.get(b"e", b"")
                 if needle in data:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
 
 from conveyor.state import JobState
 
@@ -21,9 +21,10 @@ class JobSubmission(BaseModel):
 
     type: str = Field(min_length=1, max_length=200, examples=["diag.sleep"])
     payload: dict[str, Any] = Field(default_factory=dict, examples=[{"seconds": 1, "steps": 4}])
-    priority: int | None = Field(None, ge=0, le=10, description="0–10, 10 the most urgent")
+    # Strict: a JSON boolean is not a number (``true`` would pass as 1).
+    priority: StrictInt | None = Field(None, ge=0, le=10, description="0–10, 10 the most urgent")
     queue: str | None = Field(None, min_length=1, max_length=100)
-    delay: float | None = Field(None, ge=0, le=365 * 86400, description="seconds")
+    delay: StrictFloat | None = Field(None, ge=0, le=365 * 86400, description="seconds")
     eta: datetime | None = None
     idempotency_key: str | None = Field(
         None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/=+-]+$"

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 from conveyor import keys
+from conveyor.api import redact
 from conveyor.api.auth import Principal
 from conveyor.api.context import ApiContext
 from conveyor.api.schemas import Job, JobPage, JobResult, JobSubmission
+from conveyor.api.submitpolicy import check_submission
 from conveyor.client import Job as JobHandle
 from conveyor.errors import Conflict, InvalidSubmission, NotFound
 from conveyor.state import JobState
@@ -28,6 +30,7 @@ def submit(
     ctx: ApiContext, principal: Principal, body: JobSubmission, batch_id: str | None = None
 ) -> Job:
     """Validate and enqueue one job for the caller's tenant."""
+    check_submission(ctx.app, principal, body.type, body.queue, body.priority)
     handle = ctx.app.submit(
         body.type,
         body.payload,
@@ -40,7 +43,8 @@ def submit(
         batch_id=batch_id,
         tags=body.tags or None,
     )
-    return live_job(ctx, handle.id, deduplicated=handle.deduplicated)
+    # A deduplicated submit may answer an existing job that has failed an attempt.
+    return redact.job(principal, live_job(ctx, handle.id, deduplicated=handle.deduplicated))
 
 
 def accept(ctx: ApiContext, principal: Principal, body: JobSubmission) -> Job:
@@ -89,7 +93,7 @@ def visible_state(ctx: ApiContext, principal: Principal, job_id: str) -> JobStat
 
 def get_job(ctx: ApiContext, principal: Principal, job_id: str) -> Job:
     """One job."""
-    return Job(**visible_state(ctx, principal, job_id).model_dump())
+    return redact.job(principal, Job(**visible_state(ctx, principal, job_id).model_dump()))
 
 
 def list_jobs(
@@ -116,7 +120,7 @@ def list_jobs(
         )
     except ValueError as exc:  # a cursor that is not one of ours
         raise InvalidSubmission(str(exc)) from None
-    items = [Job(**record.to_state().model_dump()) for record in records]
+    items = [redact.job(principal, Job(**record.to_state().model_dump())) for record in records]
     return JobPage(items=items, next_cursor=next_cursor)
 
 
@@ -146,7 +150,7 @@ def retry(ctx: ApiContext, principal: Principal, job_id: str) -> Job:
         tags=state.tags or None,
         replay_of=state.id,
     )
-    return live_job(ctx, handle.id)
+    return redact.job(principal, live_job(ctx, handle.id))
 
 
 def result(ctx: ApiContext, principal: Principal, job_id: str) -> JobResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from starlette.concurrency import run_in_threadpool
 
@@ -40,7 +40,15 @@ def parse_last_event_id(raw: str | None) -> EventId | None:
         ) from None
 
 
-async def _snapshot(ctx: ApiContext, job_id: str) -> tuple[EventId, JobState | None]:
+class Snapshot(NamedTuple):
+    """The job's state, the stream's position at that instant, and the job's first event id."""
+
+    position: EventId
+    state: JobState | None
+    first: EventId | None
+
+
+async def _snapshot(ctx: ApiContext, job_id: str) -> Snapshot:
     assert ctx.aredis is not None
     async with ctx.aredis.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.job(job_id))
@@ -48,9 +56,12 @@ async def _snapshot(ctx: ApiContext, job_id: str) -> tuple[EventId, JobState | N
         raw, top = await pipe.execute()
     position = parse_id(top[0][0]) if top else ZERO
     if raw:
-        return position, JobState.from_hash(job_id, cast(dict[bytes, bytes], raw))
-    state = await run_in_threadpool(service.stored_state, ctx, job_id)
-    return position, state
+        live = cast(dict[bytes, bytes], raw)
+        first = live.get(b"first_event")
+        state = JobState.from_hash(job_id, live)
+        return Snapshot(position, state, parse_id(first) if first else None)
+    stored: JobState | None = await run_in_threadpool(service.stored_state, ctx, job_id)
+    return Snapshot(position, stored, None)
 
 
 def _state_event(job_id: str, state: JobState | None) -> dict[str, Any]:
@@ -69,7 +80,7 @@ async def job_events(
     assert hub is not None
     sub = hub.subscribe(job_id)
     try:
-        position, state = await _snapshot(ctx, job_id)
+        position, state, first = await _snapshot(ctx, job_id)
         done = state is not None and state.done
         if last_event_id is None:
             cursor = position
@@ -78,7 +89,7 @@ async def job_events(
                 return
         else:
             cursor = last_event_id
-            missed = await hub.history(job_id, cursor, max(position, sub.start))
+            missed = await hub.history(job_id, cursor, max(position, sub.start), first)
             if missed is None:
                 # The stream was trimmed past the client's id: send where the job stands.
                 cursor = max(position, sub.start)
@@ -95,7 +106,7 @@ async def job_events(
             try:
                 event_id, event = await asyncio.wait_for(sub.queue.get(), RECHECK_S)
             except TimeoutError:
-                _, state = await _snapshot(ctx, job_id)
+                state = (await _snapshot(ctx, job_id)).state
                 if state is not None and state.done and sub.queue.empty():
                     # The terminal event went by unseen (the hub reconnected): say so.
                     yield (

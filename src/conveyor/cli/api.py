@@ -13,6 +13,7 @@ from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from conveyor.apikeys import KeyInfo
     from conveyor.store.repository import JobStore
 
 keys_cli = typer.Typer(help="Create, list and revoke HTTP API keys.", no_args_is_help=True)
@@ -89,20 +90,44 @@ def keys_create(
     tenant: str = typer.Option(..., "--tenant", help="The tenant the key acts for."),
     scopes: str = typer.Option("submit,read", "--scopes", help="submit, read, admin."),
     name: str = typer.Option("", "--name", help="A label for the key."),
+    queues: list[str] = typer.Option(
+        [],
+        "--queue",
+        help="A queue the key may name besides each job type's own (repeat for more).",
+    ),
+    max_priority: int = typer.Option(
+        7, "--max-priority", min=0, max=10, help="The highest priority the key may ask for."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
     from conveyor import apikeys
+    from conveyor.api.submitpolicy import check_key_queues
 
-    new = apikeys.create_key(_key_store().engine, tenant, scopes.split(","), name)
+    allowed = check_key_queues(get_app(), queues)
+    new = apikeys.create_key(
+        _key_store().engine,
+        tenant,
+        scopes.split(","),
+        name,
+        queues=allowed,
+        max_priority=max_priority,
+    )
     if as_json:
         print_json({"key": new.secret, **new.info.__dict__})
         return
     console.print(f"[bold]{new.secret}[/]")
     console.print(
-        f"id {new.info.id}, tenant {new.info.tenant}, scopes {','.join(new.info.scopes)}. "
+        f"id {new.info.id}, tenant {new.info.tenant}, scopes {','.join(new.info.scopes)}, "
+        f"queues: {_queues(new.info)}, priorities up to {new.info.max_priority}. "
         "Store it now: it is not shown again."
     )
+
+
+def _queues(key: KeyInfo) -> str:
+    """What a key may name as queue, for tables and messages."""
+    extra = ",".join(key.queues or ())
+    return f"own+{extra}" if extra else "own"
 
 
 @keys_cli.command("list")
@@ -116,13 +141,15 @@ def keys_list(
     if as_json:
         print_json([k.__dict__ for k in found])
         return
-    table = Table("id", "tenant", "name", "scopes", "created", "revoked")
+    table = Table("id", "tenant", "name", "scopes", "queues", "max prio", "created", "revoked")
     for key in found:
         table.add_row(
             key.id,
             key.tenant or "",
             key.name,
             ",".join(key.scopes),
+            _queues(key),
+            str(key.max_priority),
             f"{key.created_at:.0f}",
             f"{key.revoked_at:.0f}" if key.revoked_at else "",
         )

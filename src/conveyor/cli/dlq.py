@@ -194,6 +194,7 @@ def replay(
         to_queue=to_queue,
         time_limit=time_limit,
         soft_time_limit=soft_time_limit,
+        everything=every,
     )
     if as_json:
         print_json({"replayed": report.replayed, "refused": report.refused})

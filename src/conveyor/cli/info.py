@@ -71,7 +71,8 @@ def doctor(as_json: bool = JSON_OPTION) -> None:
                 if check.ok
                 else ("[red]FAIL[/]" if check.required else "[yellow]warn[/]")
             )
-            console.print(f"{mark} {check.name:<10} {check.detail}")
+            # One line per check, however long (a terminal may wrap it; Conveyor does not).
+            console.print(f"{mark} {check.name:<10} {check.detail}", soft_wrap=True)
     if any(not c.ok and c.required for c in checks):
         raise typer.Exit(1)
 

@@ -1,8 +1,10 @@
 """The job store: job history in SQL (SQLite embedded, PostgreSQL in production).
 
 ``open_store(settings)`` returns a :class:`JobStore` on the database that
-``DATABASE_URL`` names (default: ``CONVEYOR_HOME/jobs.db``). It does not migrate;
-:meth:`JobStore.upgrade` does (the recorder and ``conveyor db upgrade`` call it).
+``CONVEYOR_DATABASE_URL`` names (default: ``CONVEYOR_HOME/jobs.db``; see
+:mod:`conveyor.store.db`), its tables named with ``CONVEYOR_STORE_TABLE_PREFIX``.
+It does not migrate; :meth:`JobStore.upgrade` does (the recorder and
+``conveyor db upgrade`` call it).
 The recorder (:mod:`conveyor.store.recorder`) is the store's only writer.
 """
 
@@ -13,6 +15,7 @@ import functools
 from conveyor.errors import StoreError
 from conveyor.settings import Settings
 from conveyor.store.db import create_store_engine, database_url, sqlite_file_missing
+from conveyor.store.models import use_prefix
 from conveyor.store.records import BatchRecord, DeadLetterRecord, JobRecord, RetentionCounts
 from conveyor.store.repository import JobStore
 
@@ -33,6 +36,7 @@ def open_store(settings: Settings) -> JobStore:
 
 
 def _open(url: str, settings: Settings) -> JobStore:
+    use_prefix(settings.store_table_prefix)
     engine = create_store_engine(url, busy_timeout_s=settings.store_busy_timeout_s)
     return JobStore(engine, settings)
 

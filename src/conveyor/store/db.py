@@ -1,9 +1,12 @@
 """Which database the job store uses, and the engine that reaches it.
 
-With no ``DATABASE_URL`` the store is an SQLite file, ``CONVEYOR_HOME/jobs.db``, in WAL
-mode (readers never wait for the recorder) with a busy timeout. ``DATABASE_URL`` may
-name PostgreSQL as ``postgresql+psycopg://``, ``postgresql://`` or ``postgres://`` (the
-last two are mapped to psycopg 3), or SQLite as ``sqlite:///path``.
+The store's URL is ``CONVEYOR_DATABASE_URL``. ``DATABASE_URL`` is often an
+application's own database, so it is used only with
+``CONVEYOR_STORE_USE_DATABASE_URL=1``; with neither, the store is an SQLite file,
+``CONVEYOR_HOME/jobs.db``, in WAL mode (readers never wait for the recorder) with
+a busy timeout. PostgreSQL is reached through psycopg 3: ``postgresql+psycopg://``,
+``postgresql://`` or ``postgres://``; SQLite as ``sqlite:///path``. Other drivers
+(asyncpg, psycopg2, MySQL…) are refused with a message naming these.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from conveyor.errors import StoreError
+from conveyor.private import private_file
 from conveyor.settings import Settings, mask_url
 
 _SCHEMES = {
@@ -25,19 +29,37 @@ _SCHEMES = {
     "sqlite": "sqlite",
     "sqlite+pysqlite": "sqlite",
 }
+SUPPORTED = (
+    "postgresql+psycopg://user:password@host:5432/db (also postgresql:// and postgres://, "
+    "both through psycopg 3) or sqlite:///path/to/jobs.db"
+)
+
+
+def configured_url(settings: Settings) -> tuple[str, str] | None:
+    """The store URL the settings name and the variable it came from; None: the default."""
+    if settings.database_url:
+        return settings.database_url.strip(), "CONVEYOR_DATABASE_URL"
+    if settings.store_use_database_url:
+        if not settings.app_database_url:
+            raise StoreError("CONVEYOR_STORE_USE_DATABASE_URL is set but DATABASE_URL is not")
+        return settings.app_database_url.strip(), "DATABASE_URL"
+    return None
 
 
 def database_url(settings: Settings) -> str:
-    """The SQLAlchemy URL of the job store (``DATABASE_URL`` normalised, or the SQLite default)."""
-    if not settings.database_url:
+    """The SQLAlchemy URL of the job store (see the module docstring)."""
+    configured = configured_url(settings)
+    if configured is None:
         return f"sqlite:///{settings.home_dir / 'jobs.db'}"
-    raw = settings.database_url.strip()
+    raw, source = configured
     scheme, sep, rest = raw.partition("://")
     driver = _SCHEMES.get(scheme.lower()) if sep else None
     if driver is None:
+        dbapi = scheme.partition("+")[2]
+        what = f"the driver {dbapi!r}" if dbapi else f"the scheme {scheme!r}"
         raise StoreError(
-            f"DATABASE_URL {mask_url(raw)!r}: unsupported scheme {scheme!r}; use "
-            "postgresql+psycopg://user:password@host:5432/db or sqlite:///path/to/jobs.db"
+            f"{source} {mask_url(raw)!r}: {what} is not supported (the job store uses "
+            f"synchronous drivers); use {SUPPORTED}"
         )
     return f"{driver}://{rest}"
 
@@ -55,11 +77,13 @@ def create_store_engine(url: str, *, busy_timeout_s: float = 10.0) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise StoreError(f"DATABASE_URL {mask_url(url)!r} is not a valid URL: {exc}") from None
+        raise StoreError(f"job store URL {mask_url(url)!r} is not valid: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout_s})
+        if parsed.database and parsed.database != ":memory:":
+            path = Path(parsed.database).expanduser()
+            # Before SQLite creates the file (lazily, on first connect): 0600, not 0644.
+            event.listen(engine, "do_connect", lambda *_: private_file(path) and None)
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
         return engine
     return create_engine(

@@ -12,6 +12,7 @@ from conveyor.api.deps import Context, Reader, Submitter
 from conveyor.api.routers.jobs import UUID_PATTERN
 from conveyor.api.schemas import Batch, BatchSubmission
 from conveyor.api.service import scoped_idempotency_key
+from conveyor.api.submitpolicy import check_submission
 from conveyor.errors import NotFound
 
 router = APIRouter(prefix="/batches", tags=["batches"])
@@ -28,6 +29,7 @@ def submit_batch(body: BatchSubmission, ctx: Context, principal: Submitter) -> B
     """Validate every job (422 lists each problem as ``jobs.N.…``), then enqueue them all."""
     items = []
     for job in body.jobs:
+        check_submission(ctx.app, principal, job.type, job.queue, job.priority)
         item = job.model_dump(exclude_none=True)
         if job.idempotency_key:
             item["idempotency_key"] = scoped_idempotency_key(principal, job.idempotency_key)

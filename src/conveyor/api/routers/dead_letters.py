@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from conveyor import deadletters
-from conveyor.api import service
+from conveyor.api import redact, service
 from conveyor.api.deps import Admin, Context, Reader
 from conveyor.api.routers.jobs import UUID_PATTERN
 from conveyor.api.schemas import Job
@@ -21,18 +21,22 @@ JobId = Annotated[str, Path(pattern=UUID_PATTERN)]
 
 
 class ReplayFilter(BaseModel):
-    """``POST /dead-letters/replay``: which dead letters to replay (at least one filter)."""
+    """``POST /dead-letters/replay``: which dead letters to replay.
+
+    At least one filter, or ``"all": true`` to replay every dead letter (422 otherwise).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     type: str | None = Field(None, max_length=200)
     queue: str | None = Field(None, max_length=100)
     error_type: str | None = Field(None, max_length=255)
-    since: float | None = Field(None, ge=0)
-    until: float | None = Field(None, ge=0)
+    since: StrictFloat | None = Field(None, ge=0)
+    until: StrictFloat | None = Field(None, ge=0)
     tenant: str | None = Field(None, max_length=200)
     to_queue: str | None = Field(None, max_length=100)
-    limit: int = Field(1000, ge=1, le=10_000)
+    limit: StrictInt = Field(1000, ge=1, le=10_000)
+    all: bool = Field(False, description="replay every dead letter (no filter given)")
 
 
 class ReplayReport(BaseModel):
@@ -61,7 +65,7 @@ def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeadLetter]:
     """The caller's dead letters, most recently failed first."""
-    return deadletters.list_dead_letters(
+    letters = deadletters.list_dead_letters(
         ctx.app,
         type=type,
         queue=queue,
@@ -73,6 +77,7 @@ def list_dead_letters(
         limit=limit,
         store=ctx.store(),
     )
+    return [redact.dead_letter(principal, letter) for letter in letters]
 
 
 def _visible(ctx: Context, principal: Reader, job_id: str) -> DeadLetter:
@@ -84,8 +89,8 @@ def _visible(ctx: Context, principal: Reader, job_id: str) -> DeadLetter:
 
 @router.get("/{job_id}", response_model=DeadLetter)
 def get_dead_letter(job_id: JobId, ctx: Context, principal: Reader) -> DeadLetter:
-    """One dead letter: input, error and traceback."""
-    return _visible(ctx, principal, job_id)
+    """One dead letter: input and error (and its traceback, for admins)."""
+    return redact.dead_letter(principal, _visible(ctx, principal, job_id))
 
 
 @router.post("/replay", response_model=ReplayReport)
@@ -101,6 +106,7 @@ def replay_matching(body: ReplayFilter, ctx: Context, principal: Admin) -> Repla
         tenant=body.tenant,
         limit=body.limit,
         to_queue=body.to_queue,
+        everything=body.all,
         store=ctx.store(),
     )
     return ReplayReport(replayed=report.replayed, refused=report.refused)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, WebSocket, WebSock
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from conveyor.api import service
+from conveyor.api import redact, service
 from conveyor.api.deps import Context, Reader, Submitter
 from conveyor.api.schemas import CancelOutcome, Job, JobPage, JobResult, JobSubmission
 from conveyor.api.sse import job_events, parse_last_event_id
@@ -112,7 +112,7 @@ async def job_events_sse(
     async def stream() -> Any:
         async for event_id, event in job_events(ctx, job_id, resume):
             yield ServerSentEvent(
-                data=json.dumps(event, separators=(",", ":"), default=str),
+                data=json.dumps(redact.event(principal, event), separators=(",", ":"), default=str),
                 event=str(event.get("type", "message")),
                 id=event_id,
             )
@@ -155,8 +155,9 @@ async def job_events_ws(
     await websocket.accept()
     try:
         async for event_id, event in job_events(ctx, job_id, resume):
+            shown = redact.event(principal, event)
             await websocket.send_text(
-                json.dumps({"id": event_id, "event": event}, separators=(",", ":"), default=str)
+                json.dumps({"id": event_id, "event": shown}, separators=(",", ":"), default=str)
             )
         await websocket.close(code=1000)
     except WebSocketDisconnect:
