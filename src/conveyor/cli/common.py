@@ -13,6 +13,8 @@ from conveyor.app import Conveyor, load_app
 from conveyor.settings import Settings
 
 console = Console(highlight=False)
+#: Warnings and notes that must not mix with the output a script reads.
+stderr_console = Console(stderr=True, highlight=False)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
@@ -20,6 +22,12 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 def get_app() -> Conveyor:
     """The application named by ``CONVEYOR_APP``, or the built-in one."""
     return load_app(Settings.load().app)
+
+
+def wait_limit(timeout: float | None, settings: Settings) -> float | None:
+    """``--timeout`` as a wait limit: the default when not given, no limit for 0."""
+    chosen = settings.wait_timeout_s if timeout is None else timeout
+    return chosen or None
 
 
 def print_json(data: Any) -> None:
