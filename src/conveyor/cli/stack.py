@@ -72,14 +72,20 @@ def up(
         _print_stack(stack)
         stack.supervise()
     finally:
-        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
-            console.print(
-                f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
-                "then go back to their queues…"
-            )
+        _say(
+            f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
+            "then go back to their queues…"
+        )
         stack.stop(grace_s=grace)
-        with contextlib.suppress(OSError):
-            console.print("[green]Stopped.[/]")
+        _say("[green]Stopped.[/]")
+
+
+def _say(text: str) -> None:
+    """Print a line if stdout still takes it: the terminal may be gone (SIGHUP), or the
+    reader of a pipe (`up | tee`, whose tee dies with Ctrl-C). Rich answers a broken
+    pipe with SystemExit, which must not skip the shutdown."""
+    with contextlib.suppress(OSError, SystemExit):
+        console.print(text)
 
 
 def _api_if_free(services: list[ServiceSpec], host: str, port: int) -> list[ServiceSpec]:
