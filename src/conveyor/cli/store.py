@@ -13,6 +13,7 @@ from rich.text import Text
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
 from conveyor.settings import Settings, parse_duration
+from conveyor.state import STATUSES
 from conveyor.store import JobRecord, open_store
 
 db = typer.Typer(help="The job store's database: schema migrations.", no_args_is_help=True)
@@ -32,6 +33,11 @@ def jobs(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List jobs from the job store, newest first."""
+    if status is not None and status not in STATUSES:
+        # The same values as the API's `status` filter (a 422 there).
+        raise typer.BadParameter(
+            f"unknown status {status!r}; one of: {', '.join(STATUSES)}", param_hint="'--status'"
+        )
     cutoff = None
     if since is not None:
         try:
