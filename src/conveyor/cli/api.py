@@ -64,6 +64,11 @@ def api(
             f"--auth off is only allowed on a loopback address (got --host {host}); "
             "create a key with `conveyor keys create --tenant T --scopes submit,read`"
         )
+    if not port_free(host, port):
+        raise ConfigurationError(
+            f"port {port} on {host} is in use (a running `conveyor up` serves the API there); "
+            "choose another with --port"
+        )
     import uvicorn
 
     from conveyor.api import create_app

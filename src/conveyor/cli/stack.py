@@ -14,9 +14,10 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.common import console, get_app
+from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
 from conveyor.settings import Settings, mask_url
-from conveyor.supervisor import ServiceSpec, Stack, plan_services, plan_workers
+from conveyor.supervisor import ServiceSpec, Stack, already_up, plan_services, plan_workers
 from conveyor.topology import load_topology
 
 
@@ -45,6 +46,9 @@ def up(
             )
         sizes[name] = int(value)
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
+    reason = already_up(settings)
+    if reason is not None:  # before anything is printed: this is the one real reason
+        raise Conflict(reason)
     workers, services = hand_to_manager(
         settings,
         topology,

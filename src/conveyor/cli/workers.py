@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
-from conveyor.errors import ConfigurationError
+from conveyor.errors import ConfigurationError, Conflict
 from conveyor.settings import Settings
 
 if TYPE_CHECKING:
@@ -167,6 +167,7 @@ def autoscale(
     ),
 ) -> None:
     """Run the worker manager: scale each profile on its backlog, check health, replace."""
+    from conveyor import scaling
     from conveyor.scaling import make_backend
     from conveyor.scaling.backends.local import LocalBackend
     from conveyor.scaling.manager import Manager
@@ -177,6 +178,14 @@ def autoscale(
     )
     app = get_app()
     app.check_broker()
+    running = scaling.running_manager(app) if once else None
+    if running is not None:
+        # Its workers carry the names this round would give new ones: refuse to double them.
+        raise Conflict(
+            f"a worker manager already runs (pid {running.get('pid')} on {running.get('host')}, "
+            f"{running.get('backend')} back end, profiles {', '.join(running.get('profiles', []))})"
+            "; pin a count with `conveyor scale PROFILE N` instead, or stop that manager first"
+        )
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
     backend = make_backend(app, _parse_sizes(app, concurrency))
     manager = Manager(app, backend, chosen, _parse_bounds(bounds))
