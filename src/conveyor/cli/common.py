@@ -35,8 +35,14 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def utc_time(ts: float | None) -> str:
-    """A unix time as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-`` when there is none."""
+#: ``MM-DD HH:MM:SS``: a time of the last days in a narrow column.
+SHORT = "%m-%d %H:%M:%S"
+#: ``YYYY-MM-DD HH:MM``: a date in a narrow column.
+DATE = "%Y-%m-%d %H:%M"
+
+
+def utc_time(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A unix time as ``YYYY-MM-DD HH:MM:SS`` (UTC, or ``fmt``), or ``-`` when there is none."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime(fmt)

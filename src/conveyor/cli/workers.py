@@ -13,11 +13,13 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError, Conflict
 from conveyor.settings import Settings
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.worker.registry import WorkerInfo
 
 
 def workers(as_json: bool = JSON_OPTION) -> None:
@@ -33,35 +35,43 @@ def workers(as_json: bool = JSON_OPTION) -> None:
             [{**w.__dict__, "heartbeat_age_s": round(now - w.last_heartbeat, 3)} for w in found]
         )
         return
-    table = Table(
-        "worker",
-        "profile",
-        "host",
-        "pid",
-        "queues",
-        "conc.",
-        "active",
-        "processed",
-        "beat",
-        "RSS",
-        "GPU",
-    )
-    for w in found:
-        table.add_row(
-            w.name,
-            w.profile,
-            w.host,
-            str(w.pid),
-            ",".join(w.queues),
-            str(w.concurrency),
-            str(w.active),
-            str(w.processed),
-            f"{now - w.last_heartbeat:.1f}s ago",
-            f"{w.rss_bytes / 2**20:.0f} MiB" if w.rss_bytes else "-",
-            w.gpu or "-",
-        )
+    table = workers_table(found, now, console.width)
     console.print(table)
     console.print(f"{len(found)} live worker(s)")
+
+
+def workers_table(found: list[WorkerInfo], now: float, width: int) -> Table:
+    """``conveyor workers`` as a table that fits ``width`` (names whole, see :mod:`.tables`)."""
+    columns = [
+        Col("worker"),
+        Col("active", drop=1, justify="right"),
+        Col("beat", drop=2, justify="right"),
+        Col("queues", drop=3, fold=True),
+        Col("pid", drop=4, justify="right"),
+        Col("processed", drop=5, justify="right"),
+        Col("RSS", drop=6, justify="right"),
+        Col("GPU", drop=7),
+        Col("conc.", drop=8, justify="right"),
+        Col("profile", drop=9),
+        Col("host", drop=10),
+    ]
+    rows = [
+        [
+            w.name,
+            str(w.active),
+            f"{now - w.last_heartbeat:.1f}s ago",
+            ",".join(w.queues),
+            str(w.pid),
+            str(w.processed),
+            f"{w.rss_bytes / 2**20:.0f} MiB" if w.rss_bytes else "-",
+            w.gpu or "-",
+            str(w.concurrency),
+            w.profile,
+            w.host,
+        ]
+        for w in found
+    ]
+    return fitted(columns, rows, width)
 
 
 def scale(
