@@ -60,13 +60,17 @@ class InvalidSubmission(ConveyorError):
 
 
 class UnknownJobType(InvalidSubmission, NotFound):
-    """The job type is not registered; the message lists the known ones."""
+    """The job type is not registered; the message lists the known ones.
 
-    def __init__(self, name: str, known: list[str]) -> None:
+    A worker that takes a job of a type no live worker serves fails it with this
+    error, ``reason`` saying so.
+    """
+
+    def __init__(self, name: str, known: list[str], *, reason: str | None = None) -> None:
         self.name = name
         self.known = sorted(known)
         listed = ", ".join(self.known) or "(none registered)"
-        super().__init__(f"unknown job type {name!r}; known types: {listed}")
+        super().__init__(reason or f"unknown job type {name!r}; known types: {listed}")
 
 
 class PayloadInvalid(InvalidSubmission):

@@ -51,19 +51,57 @@ class JobDefinition:
     transient: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT
 
     def validate(self, payload: Any) -> BaseModel:
-        """The payload as the job's model, or :class:`PayloadInvalid` with field-level errors."""
+        """The payload as the job's model, or :class:`PayloadInvalid` with field-level errors.
+
+        A field the model does not declare is refused (a misspelt ``secs`` must not
+        run with defaults), unless the model opts in to extra fields with
+        ``model_config = ConfigDict(extra="allow")`` (or ``"ignore"``). A boolean
+        is never taken as a number.
+        """
         payload = payload if payload is not None else {}
         mistaken = bool_errors(self.model, payload)
         if mistaken:
             raise PayloadInvalid(self.name, mistaken)
+        takes = ", ".join(self.model.model_fields) or "no fields"
+        unknown = [
+            {
+                "field": name,
+                "message": f"unknown field; {self.name} takes: {takes}",
+                "type": "extra_forbidden",
+            }
+            for name in undeclared_fields(self.model, payload)
+        ]
         try:
-            return self.model.model_validate(payload)
+            params = self.model.model_validate(payload)
         except ValidationError as exc:
-            raise PayloadInvalid(self.name, field_errors(exc)) from None
+            raise PayloadInvalid(self.name, unknown + field_errors(exc)) from None
+        if unknown:
+            raise PayloadInvalid(self.name, unknown)
+        return params
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of the job's input."""
         return self.model.model_json_schema()
+
+
+def undeclared_fields(model: type[BaseModel], payload: Any) -> list[str]:
+    """The top-level keys of ``payload`` that ``model`` neither declares nor opts in to.
+
+    A model whose ``extra`` setting is given explicitly decides for itself (pydantic
+    keeps, drops or refuses them); only the default, which drops them silently, is
+    turned into a refusal here.
+    """
+    if not isinstance(payload, dict) or model.model_config.get("extra") is not None:
+        return []
+    known: set[str] = set()
+    for name, info in model.model_fields.items():
+        known.add(name)
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                known.add(alias)
+            elif alias is not None:
+                return []  # AliasChoices/AliasPath: pydantic alone knows what matches
+    return [key for key in payload if key not in known]
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:

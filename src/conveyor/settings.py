@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     compose_file: Path | None = Field(None, validation_alias="CONVEYOR_COMPOSE_FILE")
     compose_project: str | None = Field(None, validation_alias="CONVEYOR_COMPOSE_PROJECT")
     compose_service: str = Field("worker-{profile}", validation_alias="CONVEYOR_COMPOSE_SERVICE")
+    # A job whose type the worker that took it does not declare goes back for one that
+    # does, at most this many times (pauses of up to 5 s in between: about an hour).
+    unknown_type_max_hops: int = Field(720, ge=0, validation_alias="CONVEYOR_UNKNOWN_TYPE_MAX_HOPS")
+    # How long `conveyor submit --wait` and `watch` wait by default (0: no limit).
+    wait_timeout_s: float = Field(600.0, ge=0, validation_alias="CONVEYOR_WAIT_TIMEOUT_S")
 
     # Media pack (conveyor.packs.media, docs/media.md)
     packs: Annotated[tuple[str, ...], NoDecode] = Field(

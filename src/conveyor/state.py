@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
 Status = Literal["queued", "scheduled", "started", "retrying", "succeeded", "failed", "cancelled"]
+#: Every job status, in lifecycle order (what ``conveyor jobs --status`` and the API accept).
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 class JobError(BaseModel):

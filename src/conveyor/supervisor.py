@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.broker.connection import check_reachable
-from conveyor.broker.embedded import EmbeddedBroker
+from conveyor.broker.embedded import EmbeddedBroker, discover
 from conveyor.errors import ConfigurationError
 from conveyor.private import private_dir
 from conveyor.settings import Settings
@@ -103,6 +103,19 @@ def plan_services(
     # The HTTP API (conveyor.api), auth on: `conveyor keys create` makes a key.
     services.append(ServiceSpec("api", ("api", "--host", api_host, "--port", str(api_port))))
     return services
+
+
+def already_up(settings: Settings) -> str | None:
+    """Why ``conveyor up`` cannot start for this home: another one runs its broker (or None)."""
+    if settings.configured_broker_url:
+        return None
+    running = discover(settings.home_dir)
+    if running is None:
+        return None
+    return (
+        f"Conveyor is already up for CONVEYOR_HOME={settings.home_dir} (its broker: pid "
+        f"{running['pid']}); stop it with Ctrl-C in its terminal, or use another CONVEYOR_HOME"
+    )
 
 
 class Stack:

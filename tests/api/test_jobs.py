@@ -43,6 +43,14 @@ def test_invalid_payload_is_422_with_field_errors_and_nothing_enqueued(api: Api)
     assert api.app.redis.llen("processing") == depth_before
 
 
+def test_unknown_payload_field_is_422_naming_it(api: Api) -> None:
+    with api.client() as http:
+        reply = http.post("/api/v1/jobs", json={"type": "diag.sleep", "payload": {"secs": 3}})
+        assert reply.status_code == 422, reply.text
+        assert [e["field"] for e in reply.json()["errors"]] == ["payload.secs"]
+        assert http.get("/api/v1/jobs", params={"status": "bogus"}).status_code == 422
+
+
 def test_unknown_type_is_422_naming_the_known_types(api: Api) -> None:
     with api.client() as http:
         reply = http.post("/api/v1/jobs", json={"type": "no.such", "payload": {}})

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conveyor.broker.malformed import counts
 from typer.testing import CliRunner
 
 from conveyor import Conveyor, Settings, apikeys, keys
 from conveyor.api import create_app
+from conveyor.broker.malformed import counts
 from conveyor.cli.main import _register, cli
 from conveyor.store import open_store
 from conveyor.store.recorder import Recorder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -92,3 +93,46 @@ def test_up_stops_everything_when_its_terminal_hangs_up(tmp_path: Path) -> None:
             up.wait(timeout=60)
     assert discover(home) is None
     wait_until(lambda: not psutil.pid_exists(broker["pid"]), timeout=10, what="the broker to stop")
+
+
+def test_ctrl_c_stops_everything_when_stdout_is_a_closed_pipe(tmp_path: Path) -> None:
+    # `conveyor up | tee up.log`, then Ctrl-C: tee dies with the group, so up's
+    # "Stopping" line meets a broken pipe; the stack must still be stopped.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_", "CONVEYOR_"))
+    }
+    env.update(CONVEYOR_HOME=str(tmp_path / "home"), CONVEYOR_AUTOSCALE="false")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    up = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "up", "--profiles", "monitoring", "--port", port],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:
+            if b"Press Ctrl-C to stop." in line:
+                break
+        home = tmp_path / "home"
+        beat = home / "heartbeats" / f"monitoring-1@{os.uname().nodename}.beat"
+        wait_until(beat.exists, timeout=60, what="the worker's first heartbeat")
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 4  # broker, recorder, API, worker (and its pool)
+        up.stdout.close()  # the reader is gone: every later write is EPIPE
+        os.killpg(up.pid, signal.SIGINT)
+        up.wait(timeout=60)
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(timeout=60)
+    _, alive = psutil.wait_procs(children, timeout=30)
+    for orphan in alive:  # do not leave them running when the claim fails
+        with contextlib.suppress(psutil.Error):
+            orphan.kill()
+    assert not alive, f"orphaned: {[p.pid for p in alive]}"
+    assert discover(home) is None

@@ -122,3 +122,21 @@ def test_once_against_an_unreachable_kubernetes_api_exits_non_zero(
     done = cli(env, "autoscale", "--once", "--profiles", "processing")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "profile processing" in done.stderr and "127.0.0.1:1" in done.stderr
+
+
+def test_once_refuses_while_a_manager_runs_and_names_it(
+    scaling_env: dict[str, str], redis_client: Any
+) -> None:
+    import socket
+
+    from conveyor import keys
+
+    # A manager's report, as a running `conveyor up` keeps it fresh (this test's pid: alive).
+    manager = {"pid": os.getpid(), "host": socket.gethostname(), "backend": "local"}
+    redis_client.set(keys.SCALING_MANAGER, json.dumps({**manager, "profiles": ["processing"]}))
+    done = cli(scaling_env, "autoscale", "--once", "--profiles", "processing")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"a worker manager already runs (pid {os.getpid()} on {socket.gethostname()}" in (
+        " ".join(done.stderr.split())
+    )
+    assert not live_workers(redis_client, 5.0)  # and it started none

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.cli.common import DATE, JSON_OPTION, console, get_app, print_json, utc_time
+from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ def api(
         raise ConfigurationError(
             f"--auth off is only allowed on a loopback address (got --host {host}); "
             "create a key with `conveyor keys create --tenant T --scopes submit,read`"
+        )
+    if not port_free(host, port):
+        raise ConfigurationError(
+            f"port {port} on {host} is in use (a running `conveyor up` serves the API there); "
+            "choose another with --port"
         )
     import uvicorn
 
@@ -141,19 +147,41 @@ def keys_list(
     if as_json:
         print_json([k.__dict__ for k in found])
         return
-    table = Table("id", "tenant", "name", "scopes", "queues", "max prio", "created", "revoked")
-    for key in found:
-        table.add_row(
-            key.id,
-            key.tenant or "",
-            key.name,
-            ",".join(key.scopes),
-            _queues(key),
-            str(key.max_priority),
-            f"{key.created_at:.0f}",
-            f"{key.revoked_at:.0f}" if key.revoked_at else "",
-        )
+    table = keys_table(found, console.width)
     console.print(table)
+
+
+def keys_table(found: list[KeyInfo], width: int) -> Table:
+    """``keys list`` as a table that fits ``width``: creation date, last use or revocation."""
+    columns = [
+        Col("id"),
+        Col("tenant"),
+        Col("created", drop=2),
+        Col("last used (UTC)", drop=1),
+        Col("scopes", drop=3),
+        Col("queues", drop=4),
+        Col("max prio", drop=6, justify="right"),
+        Col("name", drop=5, fold=True),
+    ]
+    rows = []
+    for key in found:
+        used = utc_time(key.last_used_at, DATE) if key.last_used_at else "never"
+        if key.revoked_at:  # what matters most about a revoked key
+            used = f"revoked {utc_time(key.revoked_at, '%Y-%m-%d')}"
+        created = utc_time(key.created_at, "%Y-%m-%d")
+        rows.append(
+            [
+                key.id,
+                key.tenant or "",
+                created,
+                used,
+                ",".join(key.scopes),
+                _queues(key),
+                str(key.max_priority),
+                key.name,
+            ]
+        )
+    return fitted(columns, rows, width)
 
 
 @keys_cli.command("revoke")

@@ -10,8 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor import deadletters
-from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
+from conveyor.cli.common import JSON_OPTION, SHORT, console, get_app, print_json, utc_time
 from conveyor.cli.render import as_json as json_text
+from conveyor.cli.tables import Col, fitted
 from conveyor.deadletters import DeadLetter
 from conveyor.settings import parse_duration
 
@@ -86,21 +87,36 @@ def list_(
     if as_json:
         print_json([letter.model_dump(mode="json") for letter in letters])
         return
-    table = Table("job id", "type", "queue", "failed (UTC)", "attempts", "error", "replayed as")
-    for letter in letters:
-        error = f"{letter.error_type}: {letter.error_message or ''}"
-        table.add_row(
-            letter.job_id,
-            letter.type,
-            letter.queue,
-            utc_time(letter.failed_at),
-            str(letter.attempt + 1),
-            Text(error[:60]),  # job data is not console markup
-            letter.replayed_as or "",
-        )
+    table = letters_table(letters, console.width)
     console.print(table)
     if not letters:
         console.print("no dead letters match")
+
+
+def letters_table(letters: list[DeadLetter], width: int) -> Table:
+    """``dlq list`` as a table that fits ``width`` (ids whole, see :mod:`.tables`)."""
+    columns = [
+        Col("job id"),
+        Col("type"),
+        Col("error", drop=1, fold=True),
+        Col("failed (UTC)", drop=2),
+        Col("attempts", drop=3, justify="right"),
+        Col("queue", drop=4),
+        Col("replayed as", drop=5),
+    ]
+    rows = [
+        [
+            letter.job_id,
+            letter.type,
+            f"{letter.error_type}: {letter.error_message or ''}"[:200],
+            utc_time(letter.failed_at, SHORT),
+            str(letter.attempt + 1),
+            letter.queue,
+            letter.replayed_as or "",
+        ]
+        for letter in letters
+    ]
+    return fitted(columns, rows, width)
 
 
 @dlq.command()

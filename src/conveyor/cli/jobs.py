@@ -6,9 +6,18 @@ import json
 from typing import Any
 
 import typer
+from rich.markup import escape
 
-from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
+from conveyor.cli.common import (
+    JSON_OPTION,
+    console,
+    get_app,
+    print_json,
+    stderr_console,
+    wait_limit,
+)
 from conveyor.cli.render import EXIT_FOR_STATUS, follow, outcome_line, state_table
+from conveyor.worker.registry import unserved
 
 
 def parse_payload(payload: str | None, pairs: list[str]) -> dict[str, Any]:
@@ -47,7 +56,11 @@ def submit(
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
     wait: bool = typer.Option(False, "--wait", help="Show progress until the job ends."),
     timeout: float | None = typer.Option(
-        None, "--timeout", min=0, help="With --wait: give up after this many seconds."
+        None,
+        "--timeout",
+        min=0,
+        help="With --wait: give up after this many seconds (default CONVEYOR_WAIT_TIMEOUT_S, "
+        "600; 0: no limit). The job goes on; exit code 4.",
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -62,6 +75,14 @@ def submit(
     job = app.submit(
         job_type, data, priority=priority, queue=queue, delay=delay, idempotency_key=idempotency_key
     )
+    target = queue or app.queue_for(app.definition(job_type))
+
+    def why() -> str | None:
+        return unserved(app.redis, app.settings.heartbeat_s, job_type, target)
+
+    reason = why()
+    if reason is not None and not wait:
+        stderr_console.print(f"[yellow]warning:[/] {escape(reason)}")
     if not wait:
         if as_json:
             print_json({"id": job.id, "deduplicated": job.deduplicated})
@@ -73,10 +94,12 @@ def submit(
         return
     if not as_json:
         console.print(f"job {job.id} ({job_type})")
-        state = follow(job, timeout=timeout)
+        state = follow(job, timeout=wait_limit(timeout, app.settings), why=why)
         console.print(outcome_line(state))
     else:
-        state = job.wait(timeout=timeout)
+        if reason is not None:
+            stderr_console.print(f"[yellow]waiting:[/] {escape(reason)}")
+        state = job.wait(timeout=wait_limit(timeout, app.settings))
         print_json(state.model_dump(mode="json"))
     raise typer.Exit(EXIT_FOR_STATUS.get(state.status, 1))
 
@@ -92,12 +115,21 @@ def status(job_id: str, as_json: bool = JSON_OPTION) -> None:
 
 def watch(
     job_id: str,
-    timeout: float | None = typer.Option(None, "--timeout", min=0),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0, help="Give up after this many seconds (default 600; 0: never)."
+    ),
 ) -> None:
     """Follow a job with a progress bar; exit 0 if it succeeds."""
-    job = get_app().get_job(job_id)
-    job.state()  # an unknown id is refused before any progress bar is drawn
-    state = follow(job, timeout=timeout)
+    app = get_app()
+    job = app.get_job(job_id)
+    first = job.state()  # an unknown id is refused before any progress bar is drawn
+
+    def why() -> str | None:
+        if not (first.type and first.queue):
+            return None
+        return unserved(app.redis, app.settings.heartbeat_s, first.type, first.queue)
+
+    state = follow(job, timeout=wait_limit(timeout, app.settings), why=why)
     console.print(outcome_line(state))
     raise typer.Exit(EXIT_FOR_STATUS.get(state.status, 1))
 

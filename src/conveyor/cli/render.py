@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from conveyor.cli.common import console
+from conveyor.cli.common import console, stderr_console
 from conveyor.client import Job
+from conveyor.errors import JobTimeoutError
 from conveyor.state import JobState
 
 EXIT_FOR_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}
@@ -38,8 +40,31 @@ def progress_columns() -> tuple[ProgressColumn, ...]:
     )
 
 
-def follow(job: Job, timeout: float | None = None) -> JobState:
-    """Show a live progress bar (stage and message) until the job ends; return its state."""
+def follow(
+    job: Job, timeout: float | None = None, why: Callable[[], str | None] | None = None
+) -> JobState:
+    """Show a live progress bar (stage and message) until the job ends; return its state.
+
+    ``why`` says why a queued job waits (no worker serves its type…): printed
+    before the bar, and in the :class:`JobTimeoutError` when the wait times out.
+    """
+    reason = why() if why is not None else None
+    if reason is not None:
+        stderr_console.print(f"[yellow]waiting:[/] {escape(reason)}")
+    try:
+        _follow(job, timeout)
+    except JobTimeoutError as exc:
+        state = job.state()
+        reason = why() if why is not None and state.status == "queued" else None
+        because = f" ({reason})" if reason else ""
+        raise JobTimeoutError(
+            f"{exc}; it is {state.status}{because}. It goes on: "
+            f"`conveyor watch {job.id}` follows it, --timeout N waits longer (0: no limit)"
+        ) from None
+    return job.state()
+
+
+def _follow(job: Job, timeout: float | None) -> None:
     columns = progress_columns()
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(job.id, total=100, status="queued", stage="", message="")
@@ -66,7 +91,6 @@ def follow(job: Job, timeout: float | None = None) -> JobState:
                 bar.update(task, status=kind)
                 if kind == "succeeded":
                     bar.update(task, completed=100)
-    return job.state()
 
 
 def _when(ts: float | None) -> str:

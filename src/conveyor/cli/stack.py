@@ -14,9 +14,10 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.common import console, get_app
+from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
 from conveyor.settings import Settings, mask_url
-from conveyor.supervisor import ServiceSpec, Stack, plan_services, plan_workers
+from conveyor.supervisor import ServiceSpec, Stack, already_up, plan_services, plan_workers
 from conveyor.topology import Topology, load_topology
 
 
@@ -45,6 +46,9 @@ def up(
             )
         sizes[name] = int(value)
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
+    reason = already_up(settings)
+    if reason is not None:  # before anything is printed: this is the one real reason
+        raise Conflict(reason)
     workers, services = hand_to_manager(
         settings,
         topology,
@@ -72,14 +76,20 @@ def up(
         _print_stack(stack, topology)
         stack.supervise()
     finally:
-        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
-            console.print(
-                f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
-                "then go back to their queues…"
-            )
+        _say(
+            f"\n[bold]Stopping[/]: running jobs get {grace:g}s to finish, "
+            "then go back to their queues…"
+        )
         stack.stop(grace_s=grace)
-        with contextlib.suppress(OSError):
-            console.print("[green]Stopped.[/]")
+        _say("[green]Stopped.[/]")
+
+
+def _say(text: str) -> None:
+    """Print a line if stdout still takes it: the terminal may be gone (SIGHUP), or the
+    reader of a pipe (`up | tee`, whose tee dies with Ctrl-C). Rich answers a broken
+    pipe with SystemExit, which must not skip the shutdown."""
+    with contextlib.suppress(OSError, SystemExit):
+        console.print(text)
 
 
 def _api_if_free(services: list[ServiceSpec], host: str, port: int) -> list[ServiceSpec]:

@@ -8,11 +8,12 @@ import time
 from types import FrameType
 
 import typer
-from rich.table import Column, Table
-from rich.text import Text
+from rich.table import Table
 
-from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
+from conveyor.cli.common import JSON_OPTION, SHORT, console, get_app, print_json, utc_time
+from conveyor.cli.tables import Col, fitted
 from conveyor.settings import Settings, parse_duration
+from conveyor.state import STATUSES
 from conveyor.store import JobRecord, open_store
 
 db = typer.Typer(help="The job store's database: schema migrations.", no_args_is_help=True)
@@ -32,6 +33,11 @@ def jobs(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List jobs from the job store, newest first."""
+    if status is not None and status not in STATUSES:
+        # The same values as the API's `status` filter (a 422 there).
+        raise typer.BadParameter(
+            f"unknown status {status!r}; one of: {', '.join(STATUSES)}", param_hint="'--status'"
+        )
     cutoff = None
     if since is not None:
         try:
@@ -49,34 +55,36 @@ def jobs(
     if as_json:
         print_json([_record_json(r) for r in records])
         return
-    table = Table(
-        Column("id", no_wrap=True),
-        "type",
-        "queue",
-        "status",
-        "attempt",
-        Column("created (UTC)", no_wrap=True),
-        "run time",
-        "error",
-    )
+    table = jobs_table(records, console.width)
+    console.print(table)
+    if not records:
+        console.print("no jobs match")
+
+
+def jobs_table(records: list[JobRecord], width: int) -> Table:
+    """``conveyor jobs`` as a table that fits ``width`` (ids whole, see :mod:`.tables`)."""
+    columns = [
+        Col("id"),
+        Col("type"),
+        Col("status"),
+        Col("created (UTC)", drop=1),
+        Col("error", drop=2, fold=True),
+        Col("run time", drop=3, justify="right"),
+        Col("queue", drop=4),
+        Col("attempt", drop=5, justify="right"),
+    ]
+    rows = []
     for record in records:
         state = record.to_state()
         error = f"{record.error_type}: {record.error_message}" if record.error_type else ""
         run = "-" if state.run_s is None else f"{state.run_s:.3f}s"
-        # Job data is not console markup: a message like "[/tmp/x]" must print as is.
-        table.add_row(
-            record.id,
-            Text(record.type),
-            Text(record.queue),
-            record.status,
-            str(record.attempt),
-            utc_time(record.created_at),
-            run,
-            Text(error[:60]),
+        created = utc_time(record.created_at, SHORT)
+        status = record.status
+        attempt = str(record.attempt)
+        rows.append(
+            [record.id, record.type, status, created, error[:200], run, record.queue, attempt]
         )
-    console.print(table)
-    if not records:
-        console.print("no jobs match")
+    return fitted(columns, rows, width)
 
 
 def recorder(

@@ -13,11 +13,13 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
-from conveyor.errors import ConfigurationError
+from conveyor.cli.tables import Col, fitted
+from conveyor.errors import ConfigurationError, Conflict
 from conveyor.settings import Settings
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.worker.registry import WorkerInfo
 
 
 def workers(as_json: bool = JSON_OPTION) -> None:
@@ -33,35 +35,43 @@ def workers(as_json: bool = JSON_OPTION) -> None:
             [{**w.__dict__, "heartbeat_age_s": round(now - w.last_heartbeat, 3)} for w in found]
         )
         return
-    table = Table(
-        "worker",
-        "profile",
-        "host",
-        "pid",
-        "queues",
-        "conc.",
-        "active",
-        "processed",
-        "beat",
-        "RSS",
-        "GPU",
-    )
-    for w in found:
-        table.add_row(
-            w.name,
-            w.profile,
-            w.host,
-            str(w.pid),
-            ",".join(w.queues),
-            w.pool_size or str(w.concurrency),
-            str(w.active),
-            str(w.processed),
-            f"{now - w.last_heartbeat:.1f}s ago",
-            f"{w.rss_bytes / 2**20:.0f} MiB" if w.rss_bytes else "-",
-            w.gpu or "-",
-        )
+    table = workers_table(found, now, console.width)
     console.print(table)
     console.print(f"{len(found)} live worker(s)")
+
+
+def workers_table(found: list[WorkerInfo], now: float, width: int) -> Table:
+    """``conveyor workers`` as a table that fits ``width`` (names whole, see :mod:`.tables`)."""
+    columns = [
+        Col("worker"),
+        Col("active", drop=1, justify="right"),
+        Col("beat", drop=2, justify="right"),
+        Col("queues", drop=3, fold=True),
+        Col("pid", drop=4, justify="right"),
+        Col("processed", drop=5, justify="right"),
+        Col("RSS", drop=6, justify="right"),
+        Col("GPU", drop=7),
+        Col("conc.", drop=8, justify="right"),
+        Col("profile", drop=9),
+        Col("host", drop=10),
+    ]
+    rows = [
+        [
+            w.name,
+            str(w.active),
+            f"{now - w.last_heartbeat:.1f}s ago",
+            ",".join(w.queues),
+            str(w.pid),
+            str(w.processed),
+            f"{w.rss_bytes / 2**20:.0f} MiB" if w.rss_bytes else "-",
+            w.gpu or "-",
+            w.pool_size or str(w.concurrency),
+            w.profile,
+            w.host,
+        ]
+        for w in found
+    ]
+    return fitted(columns, rows, width)
 
 
 def scale(
@@ -167,6 +177,7 @@ def autoscale(
     ),
 ) -> None:
     """Run the worker manager: scale each profile on its backlog, check health, replace."""
+    from conveyor import scaling
     from conveyor.scaling import make_backend
     from conveyor.scaling.backends.local import LocalBackend
     from conveyor.scaling.manager import Manager
@@ -177,6 +188,14 @@ def autoscale(
     )
     app = get_app()
     app.check_broker()
+    running = scaling.running_manager(app) if once else None
+    if running is not None:
+        # Its workers carry the names this round would give new ones: refuse to double them.
+        raise Conflict(
+            f"a worker manager already runs (pid {running.get('pid')} on {running.get('host')}, "
+            f"{running.get('backend')} back end, profiles {', '.join(running.get('profiles', []))})"
+            "; pin a count with `conveyor scale PROFILE N` instead, or stop that manager first"
+        )
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
     backend = make_backend(app, _parse_sizes(app, concurrency))
     manager = Manager(app, backend, chosen, _parse_bounds(bounds))

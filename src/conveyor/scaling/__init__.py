@@ -10,7 +10,11 @@ The functions here are what the CLI and the HTTP API call:
 from __future__ import annotations
 
 import json
+import os
+import socket
 from typing import TYPE_CHECKING, Any, cast
+
+import psutil
 
 from conveyor import keys
 from conveyor.errors import ConfigurationError
@@ -21,6 +25,23 @@ if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
 __all__ = ["Backend", "BackendError", "make_backend", "pin", "release", "status"]
+
+
+def running_manager(app: Conveyor) -> dict[str, Any] | None:
+    """The worker manager that runs now (pid, host, back end…), or None.
+
+    A manager on this host whose process has exited (a finished ``autoscale --once``,
+    whose report lingers for three polling intervals) does not count.
+    """
+    raw = app.redis.get(keys.SCALING_MANAGER)
+    if not raw:
+        return None
+    manager = cast(dict[str, Any], json.loads(raw))
+    if manager.get("host") == socket.gethostname():
+        pid = int(manager.get("pid") or 0)
+        if pid == os.getpid() or not psutil.pid_exists(pid):
+            return None
+    return manager
 
 
 def pin(app: Conveyor, profile: str, count: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -23,6 +24,7 @@ from conveyor.worker.registry import Heartbeat
 from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
 from conveyor.worker.sizing import pool_size
+from conveyor.worker.unknown import install as install_unknown_types
 from conveyor.worker.vitals import gpu_label, vitals_reader
 
 if TYPE_CHECKING:
@@ -87,7 +89,8 @@ def run_worker(
             hostname,
             pool or profile.pool,
         )
-    mover = Mover(app.redis, app.publish_spec, poll_s=app.settings.delayed_poll_s)
+    mover = Mover(app.redis, _publisher(app), poll_s=app.settings.delayed_poll_s)
+    install_unknown_types(celery_app, app, hostname)
     # The transport records this worker's deliveries in its held set (the rescue's input).
     options = dict(celery_app.conf.broker_transport_options or {})
     options["conveyor_worker"] = hostname
@@ -108,6 +111,7 @@ def run_worker(
         on_failure=rescuer.beat_failed,
         status=vitals_reader(gpu_label(gpus)),
         beat_file=heartbeat_file_for(app.settings, hostname),
+        types=list(app.definitions),
     )
     heartbeat.description["pool_size"] = size.describe()
 
@@ -188,6 +192,15 @@ def run_worker(
     argv += [f"--{flag}={value}" for flag, value in (daemon or {}).items()]
     guard.mark_started_by_conveyor()
     celery_app.worker_main(argv)
+
+
+def _publisher(app: Conveyor) -> Callable[[dict[str, Any]], None]:
+    """The mover's publish: a job handed back for another worker keeps its ``queued`` state."""
+
+    def publish(spec: dict[str, Any]) -> None:
+        app.publish_spec(spec, record=not spec.get("handed_back"))
+
+    return publish
 
 
 def apply_worker_limits(

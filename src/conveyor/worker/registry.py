@@ -13,8 +13,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,6 +48,8 @@ class WorkerInfo:
     gpu: str = ""
     #: The pool size and where it came from, e.g. ``2-4 autoscale (conveyor.toml)``.
     pool_size: str = ""
+    #: The job types the worker's application declares (what it can run).
+    types: list[str] = field(default_factory=list)
 
 
 class Heartbeat:
@@ -67,6 +69,7 @@ class Heartbeat:
         on_failure: Callable[[], None] | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
         beat_file: Path | None = None,
+        types: Sequence[str] = (),
     ) -> None:
         self.client = client
         #: Fields that change (active jobs, processed count, RSS), read at each beat.
@@ -89,6 +92,7 @@ class Heartbeat:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started_at": time.time(),
+            "types": ",".join(sorted(types)),
         }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,9 +178,36 @@ def live_workers(client: redis.Redis, interval_s: float) -> list[WorkerInfo]:
                 rss_bytes=int(data.get("rss_bytes", 0)),
                 gpu=data.get("gpu", ""),
                 pool_size=data.get("pool_size", ""),
+                types=[t for t in data.get("types", "").split(",") if t],
             )
         )
     return found
+
+
+def serving_workers(
+    client: redis.Redis, interval_s: float, job_type: str, queue: str | None = None
+) -> list[str]:
+    """Names of the live workers that serve ``job_type`` (on ``queue``, when given)."""
+    return [
+        w.name
+        for w in live_workers(client, interval_s)
+        if job_type in w.types and (queue is None or queue in w.queues)
+    ]
+
+
+def unserved(client: redis.Redis, interval_s: float, job_type: str, queue: str) -> str | None:
+    """Why a job of ``job_type`` on ``queue`` will not run now, or None when a worker serves it."""
+    workers = live_workers(client, interval_s)
+    on_queue = [w for w in workers if queue in w.queues]
+    if any(job_type in w.types for w in on_queue):
+        return None
+    if not on_queue:
+        return f"no live worker serves {job_type}: none consumes queue {queue}"
+    names = ", ".join(w.name for w in on_queue)
+    return (
+        f"no live worker serves {job_type}: the workers on queue {queue} ({names}) "
+        "do not declare it and fail it with UnknownJobType"
+    )
 
 
 def touch(path: Path) -> None:
