@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     compose_project: str | None = Field(None, validation_alias="CONVEYOR_COMPOSE_PROJECT")
     compose_service: str = Field("worker-{profile}", validation_alias="CONVEYOR_COMPOSE_SERVICE")
 
+    # Stock Celery producers on the same broker (conveyor.compat, docs/celery.md)
+    celery_relay: bool = Field(True, validation_alias="CONVEYOR_CELERY_RELAY")
+
     @field_validator("api_rate_limit")
     @classmethod
     def _rate_limit_format(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
+from conveyor.compat.worker import CeleryCompat
 from conveyor.delayed import Mover
 from conveyor.errors import ConfigurationError
 from conveyor.limits import worker_limits
@@ -96,11 +97,13 @@ def run_worker(
     )
 
     canceller = CancelWatcher(app.redis, celery_app, hostname, app.settings.cancel_grace_s)
+    compat = CeleryCompat(app)
 
     def started(**_: Any) -> None:
         mover.start()
         heartbeat.start()
         canceller.start()
+        compat.start()
         if profile.gpu != "none" and not gpus:
             log.warning("worker %s: no GPU found; profile %s runs on CPU", hostname, profile.name)
         log.info(
@@ -117,6 +120,7 @@ def run_worker(
         mover.stop()
         heartbeat.stop()
         canceller.stop()
+        compat.stop()
 
     def process_init(**_: Any) -> None:
         run_start_hooks(app.worker_start_hooks)
