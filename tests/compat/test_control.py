@@ -1,4 +1,4 @@
-"""Celery's control channel against Conveyor's workers: stock clients and ``celery -A conveyor.celery``."""
+"""Celery's control channel on Conveyor's workers: stock clients and `celery -A conveyor.celery`."""
 
 from __future__ import annotations
 
