@@ -5,6 +5,8 @@ from __future__ import annotations
 import redis
 
 from conveyor import Conveyor
+from conveyor.store import open_store
+from conveyor.store.recorder import Recorder
 from conveyor.testing import WorkerProcess, wait_until
 from tests.compat.conftest import run_stock
 
@@ -54,6 +56,13 @@ def test_every_stock_message_is_recorded_and_reaches_a_terminal_state(
     assert app.get_job(ids["urgent"]).state().priority == 10
     assert app.get_job(ids["prio5"]).state().priority == 5
     assert app.get_job(ids["prio9_no_queue"]).state().priority == 1
+    store = open_store(app.settings)
+    store.upgrade()
+    Recorder(store, app.redis, consumer="test").drain()
+    for name, job_id in ids.items():
+        record = store.get_job(job_id)
+        assert record is not None and record.status == final[name], name
+        assert (store.get_dead_letter(job_id) is not None) == (name in failed), name
     # Nothing is left on the lists a stock producer writes.
     leftovers = [k for k in redis_client.scan_iter() if b"\x06\x16" in k or k == b"celery"]
     assert leftovers == []
