@@ -8,6 +8,7 @@ import sys
 
 import redis
 
+from conveyor import Conveyor
 from conveyor.testing import WorkerProcess
 from tests.compat.conftest import run_stock
 
@@ -32,8 +33,9 @@ def celery_cli(broker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_stock_inspect_then_celery_cli_get_replies_and_leave_nothing_unacked(
-    broker_url: str, worker: WorkerProcess, redis_client: redis.Redis
+    app: Conveyor, broker_url: str, worker: WorkerProcess, redis_client: redis.Redis
 ) -> None:
+    later = app.submit("diag.noop", {}, delay=600)
     before = redis_client.hlen("unacked")
     # A stock client writes \x06\x16-separated bindings; the worker must still reply to it
     # and, after it, to Conveyor's own app (one binding table is shared by both).
@@ -44,6 +46,8 @@ def test_stock_inspect_then_celery_cli_get_replies_and_leave_nothing_unacked(
         done = celery_cli(broker_url, *command, "--timeout", "2")
         assert done.returncode == 0, done.stdout + done.stderr
         assert worker.name in done.stdout, done.stdout + done.stderr
+    done = celery_cli(broker_url, "inspect", "scheduled", "--timeout", "2")
+    assert later.id in done.stdout, done.stdout + done.stderr
     done = celery_cli(broker_url, "control", "enable_events", "--timeout", "2")
     assert done.returncode == 0 and worker.name in done.stdout, done.stdout + done.stderr
     # Replies are consumed without acknowledgement: none may stay in kombu's unacked hash.

@@ -8,14 +8,20 @@ wraps the command so that the revoked jobs are first cancelled as
 ``conveyor:revoked`` so no worker ever runs them), then Celery's own handler
 runs (and terminates the process when asked to). Every worker receives the
 broadcast; the state change applies once.
+
+``inspect scheduled`` also lists Conveyor's delayed jobs (retries, ETAs and
+countdowns, which wait on the broker rather than in a worker), each under the
+workers that consume its queue.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from celery.utils.functional import maybe_list
 from celery.worker.control import Panel
@@ -47,6 +53,65 @@ def cancel_revoked(app: Conveyor, job_ids: list[str]) -> list[str]:
         except Exception:
             log.exception("job %s: could not record its revocation", job_id)
     return cancelled
+
+
+def delayed_requests(app: Conveyor, queues: list[str], limit: int = 1000) -> list[dict[str, Any]]:
+    """Conveyor's delayed jobs on ``queues`` as ``inspect scheduled`` entries, soonest first."""
+    client = app.redis
+    due = cast(
+        list[tuple[bytes, float]], client.zrange(keys.DELAYED, 0, limit - 1, withscores=True)
+    )
+    if not due:
+        return []
+    specs = cast(list[bytes | None], client.hmget(keys.DELAYED_JOBS, [i for i, _ in due]))
+    entries = []
+    for (raw_id, score), raw in zip(due, specs, strict=True):
+        if raw is None:
+            continue
+        spec = json.loads(raw)
+        if spec.get("queue") not in queues:
+            continue
+        entries.append(
+            {
+                "eta": datetime.fromtimestamp(score, UTC).isoformat(),
+                "priority": spec.get("priority"),
+                "request": {
+                    "id": raw_id.decode(),
+                    "name": spec.get("type"),
+                    "args": [spec.get("payload")],
+                    "kwargs": {"meta": {"attempt": spec.get("attempt", 0)}},
+                    "type": spec.get("type"),
+                    "hostname": None,
+                    "time_start": None,
+                    "acknowledged": False,
+                    "delivery_info": {
+                        "routing_key": spec.get("queue"),
+                        "priority": spec.get("priority"),
+                    },
+                    "worker_pid": None,
+                },
+            }
+        )
+    return entries
+
+
+def install_scheduled(app: Conveyor, queues: list[str]) -> None:
+    """Make ``inspect scheduled`` also list Conveyor's delayed jobs on this worker's queues."""
+    original: Callable[..., Any] = Panel.data["scheduled"]
+    if getattr(original, "conveyor_wrapped", False):
+        return
+
+    def scheduled(state: Any, **kwargs: Any) -> Any:
+        held = list(original(state, **kwargs) or [])
+        try:
+            return held + delayed_requests(app, queues)
+        except Exception:
+            log.exception("could not list delayed jobs for inspect scheduled")
+            return held
+
+    scheduled.conveyor_wrapped = True  # type: ignore[attr-defined]
+    scheduled.__doc__ = original.__doc__
+    Panel.data["scheduled"] = scheduled
 
 
 def install_revoke(app: Conveyor) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from conveyor.compat.control import install_revoke
+from conveyor.compat.control import install_revoke, install_scheduled
 from conveyor.compat.relay import Relay
 from conveyor.compat.strategy import connect_unknown_tasks
 
@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 class CeleryCompat:
     """Revoke as cancellation, unknown tasks recorded, and (unless turned off) the relay."""
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: Conveyor, queues: list[str]) -> None:
         install_revoke(app)
+        install_scheduled(app, queues)
         connect_unknown_tasks(app)
         self.relay: Relay | None = None
         if app.settings.celery_relay:

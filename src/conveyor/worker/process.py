@@ -97,7 +97,7 @@ def run_worker(
     )
 
     canceller = CancelWatcher(app.redis, celery_app, hostname, app.settings.cancel_grace_s)
-    compat = CeleryCompat(app)
+    compat = CeleryCompat(app, selected)
 
     def started(**_: Any) -> None:
         mover.start()
