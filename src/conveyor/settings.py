@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     # ACL users (Redis 6+/Valkey): joined into the broker URL like REDIS_PASSWORD.
     redis_username: str | None = Field(None, validation_alias="REDIS_USERNAME")
 
+    # Stock Celery producers on the same broker (conveyor.compat, docs/celery.md)
+    celery_relay: bool = Field(True, validation_alias="CONVEYOR_CELERY_RELAY")
+
     @field_validator("api_rate_limit")
     @classmethod
     def _rate_limit_format(cls, value: str) -> str:

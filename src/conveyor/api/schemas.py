@@ -121,6 +121,28 @@ class QueuesOverview(BaseModel):
     reserved: int
 
 
+class QueueBacklog(BaseModel):
+    """What an autoscaler scales on: one queue's (or a sum of queues') backlog."""
+
+    queue: str
+    backlog: int
+    waiting: int
+    reserved: int
+    running: int
+    due_soon: int
+
+
+class BacklogOverview(BaseModel):
+    """The summed backlog of the queues asked for, and each queue's."""
+
+    backlog: int
+    waiting: int
+    reserved: int
+    running: int
+    due_soon: int
+    queues: list[QueueBacklog]
+
+
 class Worker(BaseModel):
     """A live worker."""
 

@@ -17,9 +17,13 @@ things and nothing else:
 * while a queue has a backlog, a message is taken *and* recorded as unacked by
   one script (kombu does ``BRPOP``, then a second round trip to record it — a
   worker that dies between the two loses the message). Only an idle worker
-  blocks on ``BRPOP``;
+  blocks on ``BRPOP``. Queues consumed without acknowledgement (a ``celery
+  inspect`` client's reply queue) are never recorded: nothing would remove them;
 * a message that is not a kombu message is rejected and counted instead of
-  stopping the worker (:mod:`conveyor.broker.malformed`).
+  stopping the worker (:mod:`conveyor.broker.malformed`);
+* binding tables written by stock Celery clients (``\\x06\\x16``-separated) are read
+  as well as Conveyor's own, so one stock ``celery inspect`` no longer breaks
+  every worker's control replies.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from redis.exceptions import NoScriptError
 
 from conveyor import keys
 from conveyor.broker.malformed import envelope_error, reject
+from conveyor.compat.stock import SEP as STOCK_SEP
+from conveyor.compat.stock import split_binding
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 
 LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
@@ -167,6 +173,8 @@ class Channel(kombu_redis.Channel):
         self._recorded: set[str] = set()
         self._backlog = True
         self._in_fetch = False
+        #: Queues consumed with ``no_ack`` (their messages must not be recorded as unacked).
+        self._noack_queues: set[str] = set()
         super().__init__(*args, **kwargs)
         if self.conveyor_worker:
             _channels.add(self)
@@ -177,6 +185,26 @@ class Channel(kombu_redis.Channel):
 
     def _q_for_pri(self, queue: str, pri: Any) -> str:
         return keys.queue_list(queue, self.priority(pri))
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        """Consume ``queue``, remembering whether its messages are acknowledged."""
+        if no_ack:
+            self._noack_queues.add(queue)
+        else:
+            self._noack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def get_table(self, exchange: str) -> list[tuple[str, str, str]]:
+        """The bindings of ``exchange``, whether Conveyor or a stock client wrote them."""
+        key = self.keyprefix_queue % exchange
+        with self.conn_or_acquire() as client:
+            values = client.smembers(key)
+        table = []
+        for value in values:
+            entry = split_binding(bytes_to_str(value), STOCK_SEP, self.sep)
+            if entry is not None:
+                table.append(entry)
+        return table
 
     def _fetch_order(self, queues: list[str]) -> list[str]:
         key = tuple(queues)
@@ -208,7 +236,11 @@ class Channel(kombu_redis.Channel):
         if not queues:
             return
         lists = self._fetch_order(queues)
-        self._in_fetch = self._backlog and not self.global_keyprefix
+        self._in_fetch = (
+            self._backlog
+            and not self.global_keyprefix
+            and not self._noack_queues.intersection(queues)
+        )
         if self._in_fetch:
             worker = self.conveyor_worker
             keys_ = [

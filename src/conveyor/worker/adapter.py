@@ -33,6 +33,8 @@ class JobTask(Task):  # type: ignore[type-arg]
 
     conveyor_app: Conveyor
     conveyor_definition: JobDefinition
+    #: Stock Celery messages (and ETAs) are adopted as Conveyor jobs before they run.
+    Strategy = "conveyor.compat.strategy:job_strategy"
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Record a hard time limit as a failed attempt.

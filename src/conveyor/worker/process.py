@@ -12,6 +12,7 @@ from celery import signals
 from celery.utils.nodenames import host_format
 
 from conveyor.broker.malformed import count_refused_messages
+from conveyor.compat.worker import CeleryCompat
 from conveyor.delayed import Mover
 from conveyor.errors import ConfigurationError
 from conveyor.limits import worker_limits
@@ -116,12 +117,14 @@ def run_worker(
     heartbeat.description["pool_size"] = size.describe()
 
     canceller = CancelWatcher(app.redis, celery_app, hostname, app.settings.cancel_grace_s)
+    compat = CeleryCompat(app, selected)
 
     def started(**_: Any) -> None:
         mover.start()
         heartbeat.start()
         canceller.start()
         call_hooks(app.middleware, "on_worker_boot", app, hostname)
+        compat.start()
         if profile.gpu != "none" and not gpus:
             log.warning("worker %s: no GPU found; profile %s runs on CPU", hostname, profile.name)
         log.info(
@@ -139,6 +142,7 @@ def run_worker(
         mover.stop()
         heartbeat.stop()
         canceller.stop()
+        compat.stop()
 
     def process_init(**_: Any) -> None:
         run_start_hooks(app.worker_start_hooks)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from conveyor.api.deps import App, Reader
-from conveyor.api.schemas import QueuesOverview, QueueStatus
+from conveyor.api.schemas import BacklogOverview, QueueBacklog, QueuesOverview, QueueStatus
+from conveyor.errors import NotFound
 from conveyor.monitor.queues import backlog_totals, queue_views
+from conveyor.scaling.backlog import for_queues, measure
 
 router = APIRouter(tags=["queues"])
 
@@ -39,3 +43,32 @@ def list_queues(app: App, principal: Reader) -> QueuesOverview:
 def queue_status(app: App, principal: Reader) -> QueuesOverview:
     """The same as ``GET /queues``, at the path seed 000's clients call."""
     return list_queues(app, principal)
+
+
+@router.get("/queues/backlog", response_model=BacklogOverview)
+def queue_backlog(
+    app: App,
+    principal: Reader,
+    queue: Annotated[list[str] | None, Query(description="Queues to sum (default: all)")] = None,
+) -> BacklogOverview:
+    """The summed backlog (waiting + reserved + due soon) for KEDA's metrics-api scaler.
+
+    ``?queue=generation-high&queue=generation`` sums a profile's queues; the total
+    is ``backlog`` (KEDA: ``valueLocation: backlog``).
+    """
+    names = queue or app.topology.queue_names()
+    for name in names:
+        if name not in app.topology.queues:
+            raise NotFound(
+                f"unknown queue {name!r}; known queues: {', '.join(app.topology.queue_names())}"
+            )
+    measured = measure(app.redis, app.topology, app.settings.autoscale_poll_s)
+    total = for_queues(measured, names)
+    return BacklogOverview(
+        backlog=total.backlog,
+        waiting=total.waiting,
+        reserved=total.reserved,
+        running=total.running,
+        due_soon=total.due_soon,
+        queues=[QueueBacklog(**measured[name].as_dict()) for name in names],
+    )

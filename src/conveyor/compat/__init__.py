@@ -1,0 +1,1 @@
+"""Drop-in compatibility with stock Celery producers, clients and tools (docs/celery.md)."""
