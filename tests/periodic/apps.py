@@ -1,0 +1,39 @@
+"""Applications the periodic-job tests run in ``conveyor beat`` and worker subprocesses."""
+
+from __future__ import annotations
+
+import redis
+from pydantic import BaseModel
+
+from conveyor import Conveyor, JobContext
+
+app = Conveyor()
+
+#: Counts the runs of ``test.resubmit`` (a key the test reads).
+RUNS_KEY = "conveyor:test:resubmit:runs"
+
+
+class TickInput(BaseModel):
+    """Nothing: a tick is a tick."""
+
+
+class ResubmitInput(BaseModel):
+    """How many runs the chain should make in all."""
+
+    runs: int = 3
+
+
+@app.periodic("tick", every=1.0, payload={}, queue="batch")
+@app.job("test.tick", retries=0)
+def tick(ctx: JobContext, params: TickInput) -> None:
+    """Do nothing: the beat tests only count the runs."""
+
+
+@app.job("test.resubmit", unique=True, retries=0)
+def resubmit(ctx: JobContext, params: ResubmitInput) -> int:
+    """Count this run, then submit the same job (same payload: same unique key) again."""
+    client = redis.Redis.from_url(app.broker_url)
+    runs = int(client.incr(RUNS_KEY))
+    if runs < params.runs:
+        app.submit("test.resubmit", params.model_dump(), delay=0.05)
+    return runs
