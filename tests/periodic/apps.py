@@ -5,9 +5,7 @@ from __future__ import annotations
 import redis
 from pydantic import BaseModel
 
-from conveyor import Conveyor, JobContext
-
-app = Conveyor()
+from conveyor import Conveyor, JobContext, Settings
 
 #: Counts the runs of ``test.resubmit`` (a key the test reads).
 RUNS_KEY = "conveyor:test:resubmit:runs"
@@ -23,17 +21,24 @@ class ResubmitInput(BaseModel):
     runs: int = 3
 
 
-@app.periodic("tick", every=1.0, payload={}, queue="batch")
-@app.job("test.tick", retries=0)
-def tick(ctx: JobContext, params: TickInput) -> None:
-    """Do nothing: the beat tests only count the runs."""
+def build(settings: Settings | None = None) -> Conveyor:
+    """The test application: a schedule firing every second, and a self-resubmitting job."""
+    app = Conveyor(settings)
+
+    @app.periodic("tick", every=1.0, payload={}, queue="batch")
+    @app.job("test.tick", retries=0)
+    def tick(ctx: JobContext, params: TickInput) -> None:
+        """Do nothing: the beat tests only count the runs."""
+
+    @app.job("test.resubmit", unique=True, retries=0)
+    def resubmit(ctx: JobContext, params: ResubmitInput) -> int:
+        """Count this run, then submit the same job (same payload: same unique key) again."""
+        runs = int(redis.Redis.from_url(app.broker_url).incr(RUNS_KEY))
+        if runs < params.runs:
+            app.submit("test.resubmit", params.model_dump(), delay=0.05)
+        return runs
+
+    return app
 
 
-@app.job("test.resubmit", unique=True, retries=0)
-def resubmit(ctx: JobContext, params: ResubmitInput) -> int:
-    """Count this run, then submit the same job (same payload: same unique key) again."""
-    client = redis.Redis.from_url(app.broker_url)
-    runs = int(client.incr(RUNS_KEY))
-    if runs < params.runs:
-        app.submit("test.resubmit", params.model_dump(), delay=0.05)
-    return runs
+app = build()
