@@ -6,8 +6,8 @@ takes the messages off every priority list of the queue (a batch at a time,
 each batch in one atomic script, so a worker never gets a message that is being
 purged), then cancels each of their jobs as :meth:`Job.cancel` does — revoked,
 ``cancelled`` in the live state, and a ``cancelled`` event that the recorder
-writes to the store. Messages that are not Conveyor jobs (a plain Celery task)
-are dropped and counted. Jobs that are running, or delayed (scheduled, retrying)
+writes to the store. Messages with no Conveyor job behind them (a plain Celery
+task) are dropped and counted as foreign. Jobs that are running, or delayed (scheduled, retrying)
 and not yet in the queue, are left alone.
 """
 
@@ -92,8 +92,9 @@ def purge_queue(app: Conveyor, queue: str) -> PurgeReport:
             known_ids.add(job_id)
             try:
                 cancelled = app.get_job(job_id).cancel()
-            except NotFound:  # its live state expired: nothing left to mark
-                cancelled = False
+            except NotFound:  # a plain Celery task, or a job whose live state expired
+                report.foreign += 1
+                continue
             (report.cancelled if cancelled else report.already_done).append(job_id)
         if len(batch) < BATCH:
             return report

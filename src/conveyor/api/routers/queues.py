@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from conveyor.api.deps import App, Reader
+from conveyor.api.deps import Admin, App, Reader
 from conveyor.api.schemas import QueuesOverview, QueueStatus
 from conveyor.monitor.queues import backlog_totals, queue_views
 
@@ -39,3 +41,11 @@ def list_queues(app: App, principal: Reader) -> QueuesOverview:
 def queue_status(app: App, principal: Reader) -> QueuesOverview:
     """The same as ``GET /queues``, at the path seed 000's clients call."""
     return list_queues(app, principal)
+
+
+@router.post("/queues/{name}/purge")
+def purge_queue(name: str, app: App, principal: Admin) -> dict[str, Any]:
+    """Remove the queue's waiting jobs; each becomes ``cancelled`` (admin)."""
+    from conveyor.purge import purge_queue as purge
+
+    return purge(app, name).as_dict()
