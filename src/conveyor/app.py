@@ -82,7 +82,7 @@ def unique_digest(definition: JobDefinition, payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-BUILTIN_PACKS = ("diag",)
+BUILTIN_PACKS = ("diag", "upkeep")
 
 
 class Conveyor:

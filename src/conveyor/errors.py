@@ -18,7 +18,8 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
     ├── JobTimeoutError          waiting for a job took longer than allowed
     └── JobError                 raised inside a job to steer what happens next
         ├── PermanentError       never retried: the job fails at once
-        │   └── DeliveryLimitExceeded  its process died under it on every delivery
+        │   ├── DeliveryLimitExceeded  its process died under it on every delivery
+        │   └── JobStalled       started, then no heartbeat or progress (stalled-job policy)
         ├── TransientError       retried with backoff while retries remain
         └── JobCancelled         the job was cancelled while it ran
 
@@ -124,6 +125,11 @@ class DeliveryLimitExceeded(PermanentError):
     would otherwise be redelivered forever; past ``CONVEYOR_MAX_REDELIVERIES`` it
     fails and goes to the dead-letter queue with this error.
     """
+
+
+class JobStalled(PermanentError):
+    """The job was started and then showed no sign of life (no progress, no worker
+    heartbeat) past the stalled threshold; recorded when the policy fails it."""
 
 
 class JobCancelled(JobError):

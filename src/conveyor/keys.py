@@ -126,3 +126,8 @@ def schedule_runs(name: str) -> str:
 def resources_history(host: str) -> str:
     """The list of one host's recent resource samples (JSON, newest first, capped)."""
     return f"{PREFIX}:resources:history:{host}"
+
+
+def stalled_claim(job_id: str, attempt: int) -> str:
+    """Claims the handling of one stalled attempt, so two detectors act on it once."""
+    return f"{PREFIX}:stalled:{job_id}:{attempt}"

@@ -23,7 +23,7 @@ class ResubmitInput(BaseModel):
 
 def build(settings: Settings | None = None) -> Conveyor:
     """The test application: a schedule firing every second, and a self-resubmitting job."""
-    app = Conveyor(settings)
+    app = Conveyor(settings, packs=("diag",))
 
     @app.periodic("tick", every=1.0, payload={}, queue="batch")
     @app.job("test.tick", retries=0)

@@ -27,7 +27,7 @@ class Report(BaseModel):
 
 
 def report_app(settings: Settings) -> Conveyor:
-    app = Conveyor(settings)
+    app = Conveyor(settings, packs=("diag",))
 
     @app.periodic("nightly", cron="0 3 * * *", payload={"days": 7}, priority=2)
     @app.job("reports.build")
