@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 from pydantic import BaseModel
 
@@ -37,6 +39,13 @@ def build(settings: Settings | None = None) -> Conveyor:
         if runs < params.runs:
             app.submit("test.resubmit", params.model_dump(), delay=0.05)
         return runs
+
+    @app.job("test.hang", retries=2)
+    def hang(ctx: JobContext, params: TickInput) -> int:
+        """The first attempt hangs without a word (its worker is then killed); later ones pass."""
+        if ctx.attempt == 0:
+            time.sleep(600)
+        return ctx.attempt
 
     return app
 
