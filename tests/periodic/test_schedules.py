@@ -146,3 +146,10 @@ def test_a_unique_job_that_resubmits_itself_keeps_running(
             timeout=60,
             what="three runs of the self-resubmitting job",
         )
+
+
+def test_up_runs_one_beat() -> None:
+    from conveyor.supervisor import plan_services
+
+    beats = [s.args() for s in plan_services(Settings()) if s.name == "beat"]
+    assert beats == [["beat"]]

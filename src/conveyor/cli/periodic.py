@@ -125,7 +125,9 @@ def flower(
     app = get_app()
     app.check_broker()
     console.print(f"Flower on http://{address}:{port} (broker {mask_url(app.broker_url)})")
-    app.celery.start(["flower", f"--port={port}", f"--address={address}", *(extra or [])])
+    from conveyor.monitor.flower import run_flower
+
+    run_flower(app, [f"--port={port}", f"--address={address}", *(extra or [])])
 
 
 def register(cli: typer.Typer) -> None:
