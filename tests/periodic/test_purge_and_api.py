@@ -99,3 +99,22 @@ def test_schedules_and_purge_over_the_api(store_app: Conveyor, redis_client: red
         purged = client.post("/api/v1/queues/batch/purge", headers=as_admin).json()
         assert purged["cancelled"] == [job_id]
         assert store_app.get_job(job_id).state().status == "cancelled"
+
+
+def test_resource_history_over_the_api(store_app: Conveyor, redis_client: redis.Redis) -> None:
+    from conveyor.monitor.publish import publish, sample
+
+    data = sample(cpu_interval_s=0.0)
+    for _ in range(3):
+        publish(store_app.redis, data, history=2)
+    store = _store(store_app)
+    reader = apikeys.create_key(store.engine, "t", ["read"]).secret
+    store.close()
+    with TestClient(create_app(store_app, auth=True)) as client:
+        answer = client.get(
+            "/api/v1/monitoring/resources/history",
+            headers={"Authorization": f"Bearer {reader}"},
+        ).json()
+    host = data["hostname"]
+    assert answer["latest"][host]["at"] == data["at"]
+    assert len(answer["history"][host]) == 2
