@@ -41,6 +41,7 @@ from conveyor.limits import resolve_limits
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
 from conveyor.ratelimit import RateLimiter
+from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
 
@@ -58,9 +59,11 @@ return false
 
 # A job type's uniqueness key: the job holding it is returned while it is queued,
 # scheduled or running, or succeeded less than unique_ttl (ARGV[5]) seconds ago.
+# The running job that submits (ARGV[6]) hands the key over: a job that re-submits
+# itself (a clean-up that schedules its next run) would otherwise get itself back.
 _UNIQUE = """
 local existing = redis.call('GET', KEYS[1])
-if existing then
+if existing and existing ~= ARGV[6] then
   local state = redis.call('HMGET', ARGV[3] .. existing, 'status', 'finished_at')
   local status = state[1]
   if status ~= 'failed' and status ~= 'cancelled' then
@@ -106,17 +109,20 @@ class Conveyor:
         self._writer: tuple[int, EventWriter] | None = None
         #: ``@app.on_worker_start`` hooks, run once per job-running process.
         self.worker_start_hooks: list[Callable[[], Any]] = []
+        self._schedules: dict[str, Schedule] = {}
         for pack in self.settings.packs if packs is None else packs:
             self.use(pack)
 
     def use(self, pack: str) -> None:
-        """Register a built-in pack's jobs (``"diag"``, ``"media"``) on this app."""
+        """Register a built-in pack's jobs (``"diag"``, ``"upkeep"``, ``"media"``) on this app."""
         try:
             module = importlib.import_module(f"conveyor.packs.{pack}")
         except ModuleNotFoundError as exc:
             if exc.name != f"conveyor.packs.{pack}":
                 raise
-            raise ConfigurationError(f"no built-in pack {pack!r} (packs: diag, media)") from None
+            raise ConfigurationError(
+                f"no built-in pack {pack!r} (packs: diag, upkeep, media)"
+            ) from None
         module.register(self)
 
     # ------------------------------------------------------------ registration
@@ -173,6 +179,53 @@ class Conveyor:
         """
         self.worker_start_hooks.append(func)
         return func
+
+    def periodic(
+        self,
+        name: str,
+        *,
+        job: str | None = None,
+        every: str | float | None = None,
+        cron: str | None = None,
+        payload: dict[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        enabled: bool = True,
+    ) -> Callable[[JobFunction], JobFunction]:
+        """Declare a periodic job that ``conveyor beat`` submits ``every`` ("1h") or on ``cron``.
+
+        Put it above ``@app.job`` to schedule that job type, or call it with ``job=``
+        (default: the job type named ``name``). See :mod:`conveyor.schedules`.
+        """
+        from conveyor.schedules import make_schedule, with_job
+
+        if name in self._schedules:
+            raise ConfigurationError(f"schedule {name!r} is already declared")
+        self._schedules[name] = make_schedule(
+            name,
+            job or name,
+            every=every,
+            cron=cron,
+            payload=payload,
+            queue=queue,
+            priority=priority,
+            enabled=enabled,
+        )
+
+        def decorate(func: JobFunction) -> JobFunction:
+            if job is None:
+                for definition in self._definitions.values():
+                    if definition.func is func:
+                        self._schedules[name] = with_job(self._schedules[name], definition.name)
+            return func
+
+        return decorate
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Every schedule: declared in code, then ``[schedules.NAME]`` of ``conveyor.toml``."""
+        from conveyor.schedules import load_schedules
+
+        return load_schedules(self, self._schedules)
 
     def get_job(self, job_id: str) -> Job:
         """The handle of an existing job."""
@@ -390,7 +443,10 @@ class Conveyor:
     def _claim_unique(self, key: str, job_id: str, unique_ttl: float) -> str | None:
         script = self.redis.register_script(_UNIQUE)
         ttl = self.settings.result_expires_s
-        existing = script(keys=[key], args=[job_id, ttl, keys.job(""), time.time(), unique_ttl])
+        running = _running_job_id()
+        existing = script(
+            keys=[key], args=[job_id, ttl, keys.job(""), time.time(), unique_ttl, running]
+        )
         return existing.decode() if existing else None
 
     @cached_property
@@ -540,6 +596,14 @@ class Conveyor:
             self.event_writer().emit(
                 event, fields={"due_at": spec.get("due_at")}, celery=[self.task_sent_event(spec)]
             )
+
+
+def _running_job_id() -> str:
+    """The id of the job this thread runs in a worker ("" outside a job)."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None) if current_task else None
+    return str(getattr(request, "id", None) or "")
 
 
 def _repr_json(value: Any, limit: int = 1024) -> str:

@@ -21,7 +21,8 @@ Every error Conveyor raises on purpose derives from :class:`ConveyorError`::
         │   ├── DeliveryLimitExceeded  its process died under it on every delivery
         │   ├── NoGpuAvailable         a gpu="required" job found no GPU worker in time
         │   ├── MediaError             ffmpeg refused the input or failed (media pack)
-        │   └── ResultNotSerializable  it returned a value JSON cannot encode
+        │   ├── ResultNotSerializable  it returned a value JSON cannot encode
+        │   └── JobStalled             started, then no heartbeat or progress (stalled policy)
         ├── TransientError       retried with backoff while retries remain
         ├── JobCancelled         the job was cancelled while it ran
         ├── SkipJob              a middleware's before_job: end the job cancelled, unrun
@@ -167,6 +168,11 @@ class MediaError(PermanentError):
 class ResultNotSerializable(PermanentError):
     """The job ran, but returned a value JSON cannot encode (a circular reference, a
     dict with tuple keys): it fails, and goes to the dead-letter queue, with this error."""
+
+
+class JobStalled(PermanentError):
+    """The job was started and then showed no sign of life (no progress, no worker
+    heartbeat) past the stalled threshold; recorded when the policy fails it."""
 
 
 class JobCancelled(JobError):

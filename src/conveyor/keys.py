@@ -125,3 +125,31 @@ def batch(batch_id: str) -> str:
 def batch_jobs(batch_id: str) -> str:
     """The list of one batch's job ids."""
     return f"{PREFIX}:batch:{batch_id}:jobs"
+
+
+#: celery-redbeat's key prefix: the beat's schedule (``conveyor:beat::schedule``), its
+#: entries (``conveyor:beat:NAME``) and its lock live under it (see conveyor.beat).
+BEAT_PREFIX = f"{PREFIX}:beat:"
+#: The lock that lets one ``conveyor beat`` at a time fire schedules.
+BEAT_LOCK = f"{BEAT_PREFIX}lock"
+#: Set of the names of paused schedules.
+SCHEDULES_PAUSED = f"{PREFIX}:schedules:paused"
+#: Pub/sub channel carrying each host's resource samples (JSON).
+RESOURCES_CHANNEL = f"{PREFIX}:resources"
+#: Hash of the latest resource sample per host: hostname -> JSON.
+RESOURCES_LATEST = f"{PREFIX}:resources:latest"
+
+
+def schedule_runs(name: str) -> str:
+    """The hash of one schedule's last run (time, job id, who fired it, run count, error)."""
+    return f"{PREFIX}:schedule:{name}"
+
+
+def resources_history(host: str) -> str:
+    """The list of one host's recent resource samples (JSON, newest first, capped)."""
+    return f"{PREFIX}:resources:history:{host}"
+
+
+def stalled_claim(job_id: str, attempt: int) -> str:
+    """Claims the handling of one stalled attempt, so two detectors act on it once."""
+    return f"{PREFIX}:stalled:{job_id}:{attempt}"

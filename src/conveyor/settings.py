@@ -194,7 +194,7 @@ class Settings(BaseSettings):
 
     # Media pack (conveyor.packs.media, docs/media.md)
     packs: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("diag",), validation_alias="CONVEYOR_PACKS"
+        ("diag", "upkeep"), validation_alias="CONVEYOR_PACKS"
     )
     media_roots: str = Field("", validation_alias="CONVEYOR_MEDIA_ROOTS")
     media_url_schemes: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -227,6 +227,22 @@ class Settings(BaseSettings):
     # Stock Celery producers on the same broker (conveyor.compat, docs/celery.md)
     celery_relay: bool = Field(True, validation_alias="CONVEYOR_CELERY_RELAY")
 
+    # Periodic jobs (conveyor beat) and the upkeep pack (conveyor.packs.upkeep)
+    beat_interval_s: float = Field(5.0, gt=0, le=300, validation_alias="CONVEYOR_BEAT_INTERVAL_S")
+    beat_lock_timeout_s: float = Field(30.0, gt=0, validation_alias="CONVEYOR_BEAT_LOCK_TIMEOUT_S")
+    cleanup_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), validation_alias="CONVEYOR_CLEANUP_ROOTS"
+    )
+    stalled_threshold_s: float | None = Field(
+        None, gt=0, validation_alias="CONVEYOR_STALLED_THRESHOLD_S"
+    )
+    stalled_policy: Literal["requeue", "fail", "report"] = Field(
+        "requeue", validation_alias="CONVEYOR_STALLED_POLICY"
+    )
+    resources_history: int = Field(
+        120, ge=1, le=10_000, validation_alias="CONVEYOR_RESOURCES_HISTORY"
+    )
+
     @field_validator("api_rate_limit")
     @classmethod
     def _rate_limit_format(cls, value: str) -> str:
@@ -254,6 +270,7 @@ class Settings(BaseSettings):
         "packs",
         "media_url_schemes",
         "media_url_hosts",
+        "cleanup_roots",
         mode="before",
     )
     @classmethod
@@ -275,6 +292,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT "
                 f"(got {self.soft_time_limit_s:g} ≥ {self.time_limit_s:g})"
+            )
+        if self.beat_lock_timeout_s < 2 * self.beat_interval_s:
+            raise ValueError(
+                "CONVEYOR_BEAT_LOCK_TIMEOUT_S must be at least twice CONVEYOR_BEAT_INTERVAL_S "
+                "(the active beat renews its lock once per interval)"
             )
         if self.visibility_timeout_s is not None and self.visibility_timeout_s <= self.time_limit_s:
             raise ValueError(

@@ -100,6 +100,8 @@ def plan_services(
         # The worker manager; it owns the workers of the profiles it scales
         # (conveyor.scaling.stack.hand_to_manager).
         services.append(ServiceSpec("autoscale", ("autoscale",)))
+    # One beat (conveyor.beat): fires the schedules; a second one elsewhere stands by.
+    services.append(ServiceSpec("beat", ("beat",)))
     # The HTTP API (conveyor.api), auth on: `conveyor keys create` makes a key.
     services.append(ServiceSpec("api", ("api", "--host", api_host, "--port", str(api_port))))
     return services

@@ -135,10 +135,19 @@ def load_topology(path: Path | None) -> Topology:
     With ``path`` None, ``./conveyor.toml`` is used when it exists.
     """
     base = default_topology()
+    found = read_config(path)
+    if found is None:
+        return base
+    data, source = found
+    return apply_overrides(base, data, source=source)
+
+
+def read_config(path: Path | None) -> tuple[dict[str, Any], str] | None:
+    """The parsed ``conveyor.toml`` (``path``, else ``./conveyor.toml`` if any) and its name."""
     if path is None:
         candidate = Path("conveyor.toml")
         if not candidate.is_file():
-            return base
+            return None
         path = candidate
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -146,7 +155,7 @@ def load_topology(path: Path | None) -> Topology:
         raise ConfigurationError(f"CONVEYOR_CONFIG: file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
-    return apply_overrides(base, data, source=str(path))
+    return data, str(path)
 
 
 def apply_overrides(base: Topology, data: Mapping[str, Any], source: str = "config") -> Topology:

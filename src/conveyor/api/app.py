@@ -22,6 +22,7 @@ from conveyor.api.routers import (
     monitoring,
     queues,
     scaling,
+    schedules,
     system,
     workers,
 )
@@ -63,6 +64,7 @@ def create_app(conveyor: Conveyor | None = None, *, auth: bool = True) -> FastAP
     api = APIRouter(prefix=API_PREFIX)
     for module in (jobs, batches, job_types, queues, workers, dead_letters, monitoring, scaling):
         api.include_router(module.router)
+    api.include_router(schedules.router)
     app.include_router(api)
     app.include_router(system.router)
     # The last added runs first: the body limit, then the POST /api/v1/jobs fast path.

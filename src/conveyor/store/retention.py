@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, or_, select
 
 from conveyor.store.models import BatchRow, DeadLetterRow, JobRow
 from conveyor.store.records import RetentionCounts
@@ -42,13 +42,7 @@ def apply_retention(store: JobStore, now: float, batch_size: int = 1000) -> Rete
     job_cutoff = now - settings.job_retention_s
     failed_cutoff = now - settings.dead_letter_retention_s
     counts = RetentionCounts()
-    counts.dead_letters = _delete_in_batches(
-        store,
-        DeadLetterRow,
-        DeadLetterRow.job_id,
-        (DeadLetterRow.expires_at <= now,),
-        batch_size,
-    )
+    counts.dead_letters = expire_dead_letters(store, now, batch_size=batch_size)
     counts.jobs = _delete_in_batches(
         store,
         JobRow,
@@ -82,3 +76,13 @@ def apply_retention(store: JobStore, now: float, batch_size: int = 1000) -> Rete
         batch_size,
     )
     return counts
+
+
+def expire_dead_letters(
+    store: JobStore, now: float, max_age_s: float | None = None, batch_size: int = 1000
+) -> int:
+    """Delete dead letters past their ``expires_at``, or (``max_age_s``) failed longer ago."""
+    condition = DeadLetterRow.expires_at <= now
+    if max_age_s is not None:
+        condition = or_(condition, DeadLetterRow.failed_at < now - max_age_s)
+    return _delete_in_batches(store, DeadLetterRow, DeadLetterRow.job_id, (condition,), batch_size)

@@ -56,24 +56,16 @@ def tasks_stalled(
 def tasks_cleanup(
     ctx: Context,
     principal: Admin,
-    requeue: Annotated[bool, Query(description="re-queue stalled jobs of dead workers")] = True,
+    requeue: Annotated[
+        bool, Query(description="apply CONVEYOR_STALLED_POLICY to stalled jobs (else report)")
+    ] = True,
 ) -> dict[str, Any]:
-    """Apply retention now; re-queue the jobs of workers whose heartbeat stopped."""
-    from conveyor.scaling.health import requeue_worker_jobs
+    """Apply retention now; re-queue or fail stalled jobs by policy (the ``upkeep.stalled`` job)."""
+    from conveyor.monitor.stalled import handle_stalled
 
     retention = ctx.store().apply_retention()
-    stalled = tasks.stalled(ctx.app, ctx.store(), None, stalled_threshold(ctx))
-    requeued: list[str] = []
-    if requeue:
-        for worker in sorted(
-            {j["worker"] for j in stalled if j["worker"] and not j["worker_live"]}
-        ):
-            requeued.extend(requeue_worker_jobs(ctx.app, worker))
-    return {
-        "retention": retention.model_dump(),
-        "stalled": len(stalled),
-        "requeued": requeued,
-    }
+    report = handle_stalled(ctx.app, ctx.store(), policy=None if requeue else "report")
+    return {"retention": retention.model_dump(), **report.as_dict()}
 
 
 @router.get("/resources")
@@ -82,6 +74,27 @@ def monitoring_resources(ctx: Context, principal: Reader) -> dict[str, Any]:
     return resources.resources(ctx.app)
 
 
+@router.get("/resources/history")
+def resources_history(
+    ctx: Context,
+    principal: Reader,
+    host: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 60,
+) -> dict[str, Any]:
+    """Each host's latest published sample and its recent history, newest first."""
+    from conveyor.monitor import publish
+
+    client = ctx.app.redis
+    latest = publish.latest(client)
+    hosts = [host] if host else sorted(latest)
+    return {
+        "latest": {h: latest[h] for h in hosts if h in latest},
+        "history": {h: publish.history(client, h, limit) for h in hosts},
+    }
+
+
 def stalled_threshold(ctx: Context) -> float:
-    """Default stalled threshold: three missed heartbeats, at least 30 s."""
-    return max(30.0, 3 * ctx.settings.heartbeat_s)
+    """Default stalled threshold (:func:`conveyor.monitor.stalled.default_threshold`)."""
+    from conveyor.monitor.stalled import default_threshold
+
+    return default_threshold(ctx.settings)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from conveyor.api.deps import App, Reader
+from conveyor.api.deps import Admin, App, Reader
 from conveyor.api.schemas import BacklogOverview, QueueBacklog, QueuesOverview, QueueStatus
 from conveyor.errors import NotFound
 from conveyor.monitor.queues import backlog_totals, queue_views
@@ -72,3 +72,11 @@ def queue_backlog(
         due_soon=total.due_soon,
         queues=[QueueBacklog(**measured[name].as_dict()) for name in names],
     )
+
+
+@router.post("/queues/{name}/purge")
+def purge_queue(name: str, app: App, principal: Admin) -> dict[str, Any]:
+    """Remove the queue's waiting jobs; each becomes ``cancelled`` (admin)."""
+    from conveyor.purge import purge_queue as purge
+
+    return purge(app, name).as_dict()

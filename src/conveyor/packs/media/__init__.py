@@ -1,7 +1,7 @@
 """The media pack: ffmpeg jobs for video and audio teams.
 
 Enable it with one line — ``Conveyor(packs=["diag", "media"])``, ``app.use("media")``
-or ``CONVEYOR_PACKS=diag,media`` for the built-in application — and set
+or ``CONVEYOR_PACKS=diag,upkeep,media`` for the built-in application — and set
 ``CONVEYOR_MEDIA_ROOTS`` to the directories jobs may read and write. See
 ``docs/media.md``.
 
