@@ -7,7 +7,6 @@ Valkey, then one host's link is cut while it runs jobs.
 from __future__ import annotations
 
 import pytest
-
 from bench.multihost import can_make_namespaces, measure
 
 REASON = can_make_namespaces()
@@ -20,7 +19,7 @@ def test_three_hosts_scale_and_a_cut_hosts_jobs_come_back() -> None:
     result = measure(jobs_per_host=60, sleep_s=0.25, threads=4, heartbeat_s=1.0)
     rates = [phase["jobs_per_s"] for phase in result["throughput"]]
     assert rates[0] < rates[1] < rates[2], rates
-    # Ideal is ×3; leave room for a loaded 2-core machine.
+    # Ideal is 3 times; leave room for a loaded 2-core machine.
     assert result["scaling_ratio"] >= 2.0, result
     cut = result["cut"]
     assert cut["held_at_cut"] >= 1, cut
