@@ -37,9 +37,9 @@ HEADER = """\
 # Conveyor on one host with docker compose. Rendered by `conveyor deploy render compose`
 # from conveyor.toml's profiles and the settings: render again rather than edit.
 #
-#   docker build -f deploy/Dockerfile -t conveyor:latest .
+#   docker build -f deploy/Dockerfile --build-arg EXTRAS=flower -t conveyor:latest .
 #   docker build -f deploy/Dockerfile --target manager -t conveyor-manager:latest .
-#   mkdir -p secrets && openssl rand -hex 32 > secrets/broker_password
+#   cd deploy && mkdir -p secrets && openssl rand -hex 32 > secrets/broker_password
 #   docker compose up -d                      # add --profile flower for Flower on :5555
 #   docker compose exec api conveyor keys create --tenant default --scopes submit,read
 """
