@@ -21,10 +21,17 @@ TARGETS: tuple[Target, ...] = ("compose", "kubernetes", "systemd")
 __all__ = ["TARGETS", "DeployPlan", "Target", "make_plan", "render", "to_yaml", "write"]
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes a shared value out in full each time: no ``&id001`` anchors for readers."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(*documents: Any) -> str:
     """``documents`` as one YAML stream (``---`` between them), keys in their given order."""
     return "---\n".join(
-        yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100)
+        yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
         for doc in documents
     )
 
