@@ -105,3 +105,16 @@ def test_profiles_narrow_the_workers(profiles: list[str]) -> None:
     assert sorted(s for s in services if s.startswith("worker-")) == sorted(
         f"worker-{p}" for p in profiles
     )
+
+
+def test_every_volume_secret_and_dependency_used_is_declared() -> None:
+    data = _compose()
+    for name, service in data["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith(("/", "$", ".")):
+                assert source in data["volumes"], (name, source)
+        for secret in service.get("secrets", []):
+            assert secret in data["secrets"], (name, secret)
+        for dependency in service.get("depends_on", {}):
+            assert dependency in data["services"], (name, dependency)

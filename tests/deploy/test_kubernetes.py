@@ -162,3 +162,29 @@ def test_namespace_option_places_every_object() -> None:
     files = render("kubernetes", plan)
     kustomization = documents(files, "kubernetes/kustomization.yaml")[0]
     assert kustomization["resources"] == BASE
+
+
+def test_selectors_and_references_point_at_objects_that_exist() -> None:
+    manifests = _all()
+    pods = [
+        m["spec"]["template"]["metadata"]["labels"]
+        for kind in ("Deployment", "StatefulSet")
+        for m in _kind(manifests, kind)
+    ]
+
+    def selects(selector: dict[str, str]) -> bool:
+        return any(selector.items() <= labels.items() for labels in pods)
+
+    for service in _kind(manifests, "Service"):
+        assert selects(service["spec"]["selector"]), service["metadata"]["name"]
+    for policy in _kind(manifests, "NetworkPolicy"):
+        assert selects(policy["spec"]["podSelector"]["matchLabels"]), policy["metadata"]["name"]
+    deployments = {d["metadata"]["name"] for d in _kind(manifests, "Deployment")}
+    for scaled in _kind(manifests, "ScaledObject") + _kind(manifests, "HorizontalPodAutoscaler"):
+        assert scaled["spec"]["scaleTargetRef"]["name"] in deployments
+    secrets = {s["metadata"]["name"] for s in _kind(manifests, "Secret")}
+    for workload in _kind(manifests, "Deployment"):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                assert source["secretRef"]["name"] in secrets
+    assert "secrets.yaml" not in BASE

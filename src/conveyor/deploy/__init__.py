@@ -59,7 +59,8 @@ def render(target: Target, plan: DeployPlan) -> dict[str, str]:
 def _k8s_header(name: str) -> str:
     lines = ["# Rendered by `conveyor deploy render kubernetes`: render again rather than edit."]
     if name == "secrets.yaml":
-        lines.append("# Replace every CHANGE-ME (or create these Secrets with kubectl) first.")
+        lines.append("# Not applied by `kubectl apply -k`: replace every CHANGE-ME and apply this")
+        lines.append("# file, or create the two Secrets with kubectl (docs/deployment.md).")
     if name in ("keda.yaml", "hpa.yaml"):
         lines.append("# An alternative to the manager's scaling: apply it, and drop these profiles")
         lines.append("# from the manager's --profiles, so one autoscaler drives each Deployment.")

@@ -327,5 +327,6 @@ FILES = {
     "keda.yaml": keda,
     "hpa.yaml": hpa,
 }
-#: The files ``kubectl apply -k`` applies; KEDA and HPA are alternatives to the manager.
-BASE = [name for name in FILES if name not in ("keda.yaml", "hpa.yaml")]
+#: The files ``kubectl apply -k`` applies: not the Secrets (placeholders: create them
+#: yourself), nor KEDA and HPA (alternatives to the manager's scaling).
+BASE = [name for name in FILES if name not in ("secrets.yaml", "keda.yaml", "hpa.yaml")]
