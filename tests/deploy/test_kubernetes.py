@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from typing import Any
 
@@ -19,8 +21,15 @@ KUBERNETES = "1.30.0"
 
 
 def _all(plan: Any = None) -> dict[str, list[dict[str, Any]]]:
-    files = render("kubernetes", plan or plan_for())
+    if plan is None:
+        return copy.deepcopy(_default())
+    files = render("kubernetes", plan)
     return {name: documents(files, f"kubernetes/{name}") for name in FILES}
+
+
+@functools.cache
+def _default() -> dict[str, list[dict[str, Any]]]:
+    return _all(plan_for())
 
 
 def _kind(manifests: dict[str, list[dict[str, Any]]], kind: str) -> list[dict[str, Any]]:
