@@ -7,7 +7,12 @@ from typing import Any
 
 from conveyor import Conveyor
 from conveyor.scaling.backlog import average_job_time, for_queues, measure
-from conveyor.scaling.metrics import backlog_json, prometheus_text
+from conveyor.scaling.metrics import (
+    backlog_json,
+    profile_backlog_json,
+    prometheus_text,
+    serve_metrics,
+)
 
 
 def test_backlog_reads_every_level_reserved_and_due_soon(app: Conveyor, redis_client: Any) -> None:
@@ -42,6 +47,25 @@ def test_profile_backlog_sums_its_queues(app: Conveyor, redis_client: Any) -> No
     measured = measure(redis_client, app.topology, horizon_s=1.0)
     profile = app.topology.profile("generation")
     assert for_queues(measured, profile.queues).backlog == 2
+    # What a per-profile autoscaler (KEDA, prometheus-adapter) reads.
+    assert profile_backlog_json(app)["generation"]["backlog"] == 2
+    assert 'conveyor_profile_backlog{profile="generation"} 2' in prometheus_text(app)
+
+
+def test_manager_endpoint_serves_a_profiles_summed_backlog(app: Conveyor) -> None:
+    import httpx
+
+    app.submit("diag.noop", {}, queue="generation-high", priority=9)
+    app.submit("diag.noop", {}, queue="generation")
+    server = serve_metrics(app, 0)
+    assert server is not None
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        answer = httpx.get(f"{base}/profiles/generation", timeout=10).json()
+        assert (answer["profile"], answer["backlog"], answer["waiting"]) == ("generation", 2, 2)
+        assert httpx.get(f"{base}/profiles/nope", timeout=10).status_code == 404
+    finally:
+        server.shutdown()
 
 
 def test_average_job_time_reads_recent_successes_of_the_queues(

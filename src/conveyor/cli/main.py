@@ -44,6 +44,7 @@ def _register() -> None:
     __import__("conveyor.cli.api", fromlist=["register"]).register(cli)
     __import__("conveyor.cli.dlq", fromlist=["register"]).register(cli)
     __import__("conveyor.cli.periodic", fromlist=["register"]).register(cli)
+    __import__("conveyor.cli.deploy", fromlist=["register"]).register(cli)
 
 
 def exit_code_for(exc: ConveyorError) -> int:

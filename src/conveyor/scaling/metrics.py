@@ -4,11 +4,15 @@
   for Prometheus, so HPA (through prometheus-adapter) or KEDA's ``prometheus``
   scaler can scale on it;
 * :func:`backlog_json` — ``{"queue": …, "backlog": …}`` per queue, the small
-  answer KEDA's ``metrics-api`` scaler polls (``valueLocation: backlog``).
+  answer KEDA's ``metrics-api`` scaler polls (``valueLocation: backlog``);
+* :func:`profile_backlog_json` — the same summed over a profile's queues
+  (``conveyor_profile_backlog{profile="…"}`` in Prometheus' form): one figure
+  per worker Deployment, which is what a per-profile autoscaler needs.
 
 The HTTP API serves both (``/metrics`` and ``GET /api/v1/scaling``); the
 worker manager can also serve them itself on ``CONVEYOR_AUTOSCALE_METRICS_PORT``
-(``/metrics``, ``/backlog`` and ``/backlog/{queue}``), which needs no API.
+(``/metrics``, ``/backlog``, ``/backlog/{queue}`` and ``/profiles/{profile}``),
+which needs no API.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from conveyor.scaling.backlog import measure
+from conveyor.scaling.backlog import QueueBacklog, for_queues, measure
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -26,21 +30,44 @@ if TYPE_CHECKING:
 _PARTS = ("backlog", "waiting", "reserved", "running", "due_soon")
 
 
-def backlog_json(app: Conveyor) -> dict[str, dict[str, Any]]:
+def _measure(app: Conveyor) -> dict[str, QueueBacklog]:
+    return measure(app.redis, app.topology, app.settings.autoscale_poll_s)
+
+
+def backlog_json(
+    app: Conveyor, measured: dict[str, QueueBacklog] | None = None
+) -> dict[str, dict[str, Any]]:
     """Queue name → its backlog figures (``backlog`` is what to scale on)."""
-    measured = measure(app.redis, app.topology, app.settings.autoscale_poll_s)
+    measured = _measure(app) if measured is None else measured
     return {name: entry.as_dict() for name, entry in measured.items()}
 
 
+def profile_backlog_json(
+    app: Conveyor, measured: dict[str, QueueBacklog] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Profile name → its backlog figures, summed over the profile's queues."""
+    measured = _measure(app) if measured is None else measured
+    return {
+        name: {"profile": name, **for_queues(measured, profile.queues).as_dict()}
+        for name, profile in app.topology.profiles.items()
+    }
+
+
 def prometheus_text(app: Conveyor) -> str:
-    """The backlog of every queue in Prometheus' text format."""
+    """The backlog of every queue, and of every profile, in Prometheus' text format."""
     lines = []
+    measured = _measure(app)
+    queues = backlog_json(app, measured)
     for part in _PARTS:
         metric = "conveyor_queue_backlog" if part == "backlog" else f"conveyor_queue_{part}"
         lines.append(f"# HELP {metric} Conveyor queue {part.replace('_', ' ')} (messages).")
         lines.append(f"# TYPE {metric} gauge")
-        for name, figures in backlog_json(app).items():
+        for name, figures in queues.items():
             lines.append(f'{metric}{{queue="{name}"}} {figures[part]}')
+    lines.append("# HELP conveyor_profile_backlog Backlog summed over a profile's queues.")
+    lines.append("# TYPE conveyor_profile_backlog gauge")
+    for name, figures in profile_backlog_json(app, measured).items():
+        lines.append(f'conveyor_profile_backlog{{profile="{name}"}} {figures["backlog"]}')
     return "\n".join(lines) + "\n"
 
 
@@ -71,6 +98,8 @@ def serve_metrics(app: Conveyor, port: int | None) -> ThreadingHTTPServer | None
                 return json.dumps(backlog_json(app)), "application/json"
             if path.startswith("/backlog/"):
                 return json.dumps(backlog_json(app)[path[9:]]), "application/json"
+            if path.startswith("/profiles/"):
+                return json.dumps(profile_backlog_json(app)[path[10:]]), "application/json"
             raise KeyError(path)
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -3,7 +3,7 @@
 Each profile is a compose service (``CONVEYOR_COMPOSE_SERVICE``, default
 ``worker-{profile}``). Compose stops removed containers with SIGTERM and the
 service's ``stop_grace_period`` — set it above the longest job so that
-scale-down is warm (``deploy/docker-compose.workers.yml``).
+scale-down is warm (``deploy/docker-compose.yml`` sets it from the hard time limit).
 """
 
 from __future__ import annotations
