@@ -108,7 +108,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     """A fresh page (its own cookies) that fails fast."""
     context = browser.new_context(viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(float(os.environ.get("CONVEYOR_BROWSER_TIMEOUT_MS", "30000")))
+    context.set_default_timeout(float(os.environ.get("BROWSER_TIMEOUT_MS", "30000")))
     page = context.new_page()
     yield page
     context.close()

@@ -84,11 +84,11 @@ def test_another_tenants_job_is_not_found(page: Any, stack: Stack) -> None:
 
 
 @pytest.mark.skipif(
-    not os.environ.get("CONVEYOR_SCREENSHOTS"),
-    reason="set CONVEYOR_SCREENSHOTS=docs/images to refresh the dashboard screenshots",
+    not os.environ.get("DASHBOARD_SCREENSHOTS"),
+    reason="set DASHBOARD_SCREENSHOTS=docs/images to refresh the dashboard screenshots",
 )
 def test_screenshots(browser: Any, stack: Stack) -> None:
     """Not a check: takes the screenshots in docs/ (light and dark)."""
     from tests.browser.screens import capture
 
-    capture(browser, stack, Path(os.environ["CONVEYOR_SCREENSHOTS"]))
+    capture(browser, stack, Path(os.environ["DASHBOARD_SCREENSHOTS"]))

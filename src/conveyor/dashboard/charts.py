@@ -1,6 +1,7 @@
 """Charts drawn on the server as inline SVG: no script, no download, readable with JS off.
 
-Colours come from CSS classes (``bar-ok``, ``bar-fail``, ``line-rate``), so the
+The chart scales with its box (the view box keeps its aspect, so text never
+stretches). Colours come from CSS classes (``bar-ok``, ``bar-fail``, ``line-rate``), so the
 light and dark themes style them.
 """
 
@@ -13,8 +14,8 @@ from markupsafe import Markup
 
 from conveyor.store.activity import Activity
 
-WIDTH = 600
-HEIGHT = 160
+WIDTH = 1200
+HEIGHT = 170
 PAD_LEFT = 36
 PAD_BOTTOM = 20
 
@@ -32,7 +33,7 @@ def throughput(activity: Activity, title: str = "Jobs per slice and failure rate
     step = plot_w / max(1, len(buckets))
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" preserveAspectRatio="none">',
+        f'aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<line class="axis" x1="{PAD_LEFT}" y1="{8 + plot_h}" x2="{WIDTH - 8}" '
         f'y2="{8 + plot_h}"/>',

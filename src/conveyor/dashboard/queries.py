@@ -20,7 +20,7 @@ from conveyor.api.metrics import recorder_lag
 from conveyor.monitor import tasks
 from conveyor.monitor.queues import QueueView, backlog_totals, queue_views
 from conveyor.store.activity import Activity, activity
-from conveyor.store.models import JobRow
+from conveyor.store.models import ApiKeyRow, JobRow
 from conveyor.worker.registry import WorkerInfo, live_workers
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -130,6 +130,8 @@ class TimelineEntry:
     at: float
     type: str
     detail: str
+    #: For progress: how many updates this entry stands for (the latest is shown).
+    updates: int = 1
 
 
 def _describe(event: dict[str, Any]) -> str:
@@ -166,12 +168,15 @@ def timeline(ctx: ApiContext, state: Any) -> list[TimelineEntry]:
             data = fields.get(b"e", b"")
             if needle in data:
                 event = json.loads(data)
-                if event.get("type") != "progress" or len(entries) < 200:
-                    entries.append(
-                        TimelineEntry(
-                            float(event.get("ts") or 0), str(event["type"]), _describe(event)
-                        )
-                    )
+                entry = TimelineEntry(
+                    float(event.get("ts") or 0), str(event["type"]), _describe(event)
+                )
+                if entry.type == "progress" and entries and entries[-1].type == "progress":
+                    # A run of progress updates shows as its latest one.
+                    entry.updates = entries[-1].updates + 1
+                    entries[-1] = entry
+                else:
+                    entries.append(entry)
         cursor = f"({batch[-1][0].decode()}"
         if len(batch) < 2000:
             break
@@ -192,8 +197,17 @@ def workers(ctx: ApiContext) -> list[WorkerInfo]:
     return sorted(found, key=lambda w: (w.profile, w.name))
 
 
-def known_tenants(ctx: ApiContext) -> list[str]:
-    """Tenants that hold API keys (what an admin can switch to)."""
-    from conveyor.apikeys import list_keys
+_TENANTS: dict[int, tuple[float, list[str]]] = {}
 
-    return sorted({k.tenant for k in list_keys(ctx.engine()) if k.tenant})
+
+def known_tenants(ctx: ApiContext, max_age_s: float = 10.0) -> list[str]:
+    """Tenants that hold API keys (what an admin can switch to), cached ``max_age_s``."""
+    now = time.monotonic()
+    cached = _TENANTS.get(id(ctx))
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    query = select(ApiKeyRow.tenant).where(ApiKeyRow.tenant.is_not(None)).distinct()
+    with ctx.engine().connect() as connection:
+        found = sorted(str(tenant) for (tenant,) in connection.execute(query))
+    _TENANTS[id(ctx)] = (now + max_age_s, found)
+    return found

@@ -39,7 +39,12 @@ function followJob(section) {
       const detail = document.createElement("span");
       detail.textContent = " " + [data.stage, data.message, data.error_message].filter(Boolean).join(" · ");
       item.append(when, " ", kind, detail);
-      timeline.append(item);
+      item.dataset.type = data.type;
+      const last = timeline.lastElementChild;
+      const lastIsProgress = last && (last.dataset.type === "progress" || last.querySelector(".st-progress"));
+      // A run of progress updates shows as its latest one, as on the server.
+      if (data.type === "progress" && lastIsProgress) last.replaceWith(item);
+      else timeline.append(item);
     }
     if (TERMINAL.has(status)) {
       source.close();
