@@ -38,6 +38,11 @@ router = APIRouter(include_in_schema=False)
 JobId = Annotated[str, Path(pattern=UUID_PATTERN)]
 Text = Annotated[str | None, Query(max_length=200)]
 Form = dict[str, list[str]]
+#: Only this site's script and styles (progress bars set an inline width); no framing.
+CSP = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
 
 
 def _ctx(request: Request) -> ApiContext:
@@ -97,7 +102,12 @@ def _html(
         auth=ctx.auth,
         **data,
     )
-    headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": CSP,
+        "Referrer-Policy": "same-origin",
+    }
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
