@@ -175,3 +175,13 @@ def verify_key(engine: Engine, secret: str) -> KeyInfo | None:
             return _info(row)
     except SQLAlchemyError as exc:
         raise StoreError(f"could not check the API key: {exc}") from None
+
+
+def get_key(engine: Engine, key_id: str) -> KeyInfo | None:
+    """A key's info by id, or None; a revoked key is returned with ``revoked_at`` set."""
+    try:
+        with Session(engine) as session:
+            row = session.get(ApiKeyRow, key_id)
+            return None if row is None else _info(row)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"could not read the API key: {exc}") from None

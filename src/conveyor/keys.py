@@ -34,6 +34,9 @@ SCALING_DECISIONS = f"{PREFIX}:scaling:decisions"
 #: String (JSON, with a TTL) describing the running worker manager.
 SCALING_MANAGER = f"{PREFIX}:scaling:manager"
 
+#: String: the secret that signs job read tokens and dashboard sessions (SET NX once).
+SIGNING_SECRET = f"{PREFIX}:signing:secret"
+
 #: The consumer group through which the recorder reads :data:`EVENTS`.
 RECORDER_GROUP = "recorder"
 #: Hash of the recorder's counters (recorded, malformed, outages).

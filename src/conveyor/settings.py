@@ -242,6 +242,13 @@ class Settings(BaseSettings):
     resources_history: int = Field(
         120, ge=1, le=10_000, validation_alias="CONVEYOR_RESOURCES_HISTORY"
     )
+    secret_key: str | None = Field(None, min_length=32, validation_alias="CONVEYOR_SECRET_KEY")
+    job_token_ttl_s: float = Field(
+        600.0, gt=0, le=86400, validation_alias="CONVEYOR_JOB_TOKEN_TTL_S"
+    )
+    dashboard_session_s: float = Field(
+        8 * 3600.0, gt=0, le=30 * 86400, validation_alias="CONVEYOR_DASHBOARD_SESSION_S"
+    )
 
     @field_validator("api_rate_limit")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from conveyor import dashboard
 from conveyor.api import errors
 from conveyor.api.context import ApiContext
 from conveyor.api.fastpath import SubmitFastPath
@@ -67,6 +68,7 @@ def create_app(conveyor: Conveyor | None = None, *, auth: bool = True) -> FastAP
     api.include_router(schedules.router)
     app.include_router(api)
     app.include_router(system.router)
+    dashboard.install(app)
     # The last added runs first: the body limit, then the POST /api/v1/jobs fast path.
     app.add_middleware(SubmitFastPath, ctx=ctx)
     app.add_middleware(BodyLimit)

@@ -13,6 +13,7 @@ from conveyor.api.auth import ANONYMOUS_ADMIN, Authenticator, Principal, RateLim
 from conveyor.api.hub import EventHub
 from conveyor.app import Conveyor
 from conveyor.errors import ConveyorError, StoreError
+from conveyor.signing import Signer, load_secret
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -32,6 +33,7 @@ class ApiContext:
         self.aredis: aioredis.Redis | None = None
         self.hub: EventHub | None = None
         self.registry: Any = None
+        self._secret: bytes | None = None
 
     # ---------------------------------------------------------------- lifespan
 
@@ -81,6 +83,12 @@ class ApiContext:
         return apikeys.verify_key(self.engine(), secret)
 
     # -------------------------------------------------------------------- auth
+
+    def signer(self, purpose: str) -> Signer:
+        """Signs job tokens and dashboard sessions (see :mod:`conveyor.signing`)."""
+        if self._secret is None:
+            self._secret = load_secret(self.settings, self.app.redis)
+        return Signer(self._secret, purpose)
 
     def principal(self, authorization: str | None) -> Principal:
         """The caller of a request."""

@@ -51,9 +51,10 @@ def dead_letter(principal: Principal, letter: DeadLetterRecord) -> DeadLetterRec
     return letter.model_copy(update=update)
 
 
-def event(principal: Principal, value: dict[str, Any]) -> dict[str, Any]:
-    """A streamed event (or ``state`` snapshot) for ``principal``."""
-    if principal.admin:
+def event(principal: Principal | None, value: dict[str, Any]) -> dict[str, Any]:
+    """A streamed event (or ``state`` snapshot) for ``principal`` (None: a job token's
+    holder, who sees what a ``read`` key sees)."""
+    if principal is not None and principal.admin:
         return value
     shown = dict(value)
     shown.pop("traceback", None)

@@ -9,7 +9,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, Select, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    String,
+    cast,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
@@ -181,10 +192,14 @@ class JobStore:
         since: float | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        until: float | None = None,
+        payload_match: tuple[str, str] | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         """Jobs newest first, filtered; returns (page, cursor of the next page or None).
 
-        ``since`` is a unix time: only jobs created at or after it.
+        ``since``/``until`` are unix times bounding ``created_at`` (``until`` excluded);
+        ``payload_match`` (field, value) keeps jobs whose payload's top-level field
+        equals the value as text.
         """
         query = _where_equal(
             select(JobRow),
@@ -195,6 +210,12 @@ class JobStore:
         )
         if since is not None:
             query = query.where(JobRow.created_at >= since)
+        if until is not None:
+            query = query.where(JobRow.created_at < until)
+        if payload_match is not None:
+            field, value = payload_match
+            # As text on both back ends: SQLite's json_extract keeps a number a number.
+            query = query.where(cast(JobRow.payload[field].as_string(), String) == value)
         if cursor is not None:
             created_at, job_id = _decode_cursor(cursor)
             query = query.where(tuple_(JobRow.created_at, JobRow.id) < (created_at, job_id))

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.concurrency import run_in_threadpool
 
-from conveyor.api import redact, service
+from conveyor.api import redact, service, tokens
 from conveyor.api.deps import Context, Reader, Submitter
 from conveyor.api.schemas import CancelOutcome, Job, JobPage, JobResult, JobSubmission
 from conveyor.api.sse import job_events, parse_last_event_id
@@ -85,6 +84,12 @@ def retry_job(job_id: JobId, ctx: Context, principal: Submitter) -> Job:
     return service.retry(ctx, principal, job_id)
 
 
+@router.post("/{job_id}/token", response_model=tokens.JobToken)
+def job_token(job_id: JobId, ctx: Context, principal: Reader) -> tokens.JobToken:
+    """A short-lived token that lets a browser follow this job's SSE/WebSocket events only."""
+    return tokens.issue(ctx, principal, job_id)
+
+
 @router.get("/{job_id}/result", response_model=JobResult)
 def job_result(job_id: JobId, ctx: Context, principal: Reader) -> JobResult:
     """A succeeded job's return value (409 while it has none)."""
@@ -99,15 +104,19 @@ def job_result(job_id: JobId, ctx: Context, principal: Reader) -> JobResult:
 async def job_events_sse(
     job_id: JobId,
     ctx: Context,
-    principal: Reader,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    token: Annotated[
+        str | None, Query(max_length=512, description="a job token (POST …/token)")
+    ] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: the job's state, then each event live, closing after a terminal one.
 
-    Reconnect with ``Last-Event-ID`` to receive exactly the events missed.
+    Reconnect with ``Last-Event-ID`` to receive exactly the events missed. A browser
+    that cannot send a key authenticates with ``?token=`` (``POST /jobs/{id}/token``).
     """
     resume = parse_last_event_id(last_event_id)
-    await run_in_threadpool(service.visible_state, ctx, principal, job_id)
+    principal = await tokens.authorize_stream(ctx, job_id, authorization, token)
 
     async def stream() -> Any:
         async for event_id, event in job_events(ctx, job_id, resume):
@@ -129,17 +138,17 @@ async def job_events_ws(
 ) -> None:
     """The same stream as ``/events`` over a WebSocket: one JSON message per event,
     ``{"id": …, "event": {…}}``. Authenticate with the ``Authorization`` header (or
-    ``?access_token=`` where a client cannot set headers); resume with ``?last_event_id=``.
-    Closes with 1000 after a terminal event, 4401/4403/4404/4422 on refusal."""
+    ``?access_token=`` with a key or a job token where a client cannot set headers); resume
+    with ``?last_event_id=``. Closes with 1000 after a terminal event, 4401/4403/4404/4422
+    on refusal."""
     ctx = websocket.app.state.ctx
     header = websocket.headers.get("authorization")
-    if header is None and access_token:
+    job_token = access_token if tokens.is_job_token(access_token) else None
+    if header is None and access_token and job_token is None:
         header = f"Bearer {access_token}"
     try:
-        principal = await run_in_threadpool(ctx.principal, header)
-        principal.require("read")
         resume = parse_last_event_id(last_event_id)
-        await run_in_threadpool(service.visible_state, ctx, principal, job_id)
+        principal = await tokens.authorize_stream(ctx, job_id, header, job_token)
     except ConveyorError as exc:
         code = 4404
         if isinstance(exc, PermissionDenied):
