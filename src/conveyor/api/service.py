@@ -23,7 +23,7 @@ def scoped_idempotency_key(principal: Principal, key: str | None) -> str | None:
     """Idempotency keys are per tenant: another tenant's key never matches."""
     if key is None:
         return None
-    return f"{principal.tenant or '_'}/{key}"
+    return f"{keys.tenant_scope(principal.tenant)}/{key}"
 
 
 def submit(
