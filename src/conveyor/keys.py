@@ -76,9 +76,16 @@ def unique(job_type: str, digest: str, tenant: str | None = None) -> str:
 
     Scoped to the tenant, like idempotency keys: another tenant's job never matches.
     """
-    # Hashed: a tenant name with a ':' in it cannot pose as another tenant's scope.
-    scope = "_" if tenant is None else "t" + hashlib.sha256(tenant.encode()).hexdigest()[:24]
-    return f"{PREFIX}:unique:{scope}:{job_type}:{digest}"
+    return f"{PREFIX}:unique:{tenant_scope(tenant)}:{job_type}:{digest}"
+
+
+def tenant_scope(tenant: str | None) -> str:
+    """A tenant as a key segment: ``_`` for none, else a digest of its name.
+
+    Hashed so that a name holding a separator (``a/b``, ``a:b``) cannot pose as
+    another tenant's scope followed by a key.
+    """
+    return "_" if tenant is None else "t" + hashlib.sha256(tenant.encode()).hexdigest()[:24]
 
 
 def gpu_wait(job_id: str) -> str:

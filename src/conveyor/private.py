@@ -17,11 +17,16 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) if missing; a directory created here is 0700."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` (and its parents) if missing; each directory created here is 0700."""
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
         # mkdir's mode is filtered by the umask; chmod is not.
-        path.chmod(DIR_MODE)
+        folder.chmod(DIR_MODE)
     return path
 
 

@@ -147,7 +147,7 @@ class Stack:
     def start(self) -> None:
         """Start (or reach) the broker, then every worker."""
         private_dir(self.home)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         configured = self.settings.configured_broker_url
         if configured:
             check_reachable(configured, timeout_s=self.settings.broker_connect_timeout_s)

@@ -47,7 +47,7 @@ def test_requests_the_fast_path_hands_on_get_the_routes_answers(api: Api) -> Non
             "/api/v1/jobs", content=b"{nope", headers={"Content-Type": "application/json"}
         )
         assert bad_json.status_code == 422
-        assert bad_json.json()["detail"] == "invalid request"
+        assert bad_json.json()["errors"][0]["type"] == "json_invalid"
         fields = http.post("/api/v1/jobs", json={"type": "diag.noop", "priority": 11})
         assert fields.status_code == 422
         assert [e["field"] for e in fields.json()["errors"]] == ["priority"]

@@ -127,3 +127,12 @@ def test_unique_jobs_are_scoped_to_the_tenant(dedup_app: Conveyor) -> None:
     assert dedup_app.submit("uq.order", {"user": "ada", "item": "x"}).id not in (a.id, b.id)
     # A tenant name holding the separator cannot pose as another scope.
     assert keys.unique("t", "d", "a:b") != keys.unique("b:t", "d", "a")
+
+
+def test_idempotency_keys_cannot_cross_tenants_through_a_separator() -> None:
+    from conveyor.api.auth import Principal
+    from conveyor.api.service import scoped_idempotency_key
+
+    a = Principal("k1", "a", frozenset({"submit"}))
+    a_b = Principal("k2", "a/b", frozenset({"submit"}))
+    assert scoped_idempotency_key(a, "b/c") != scoped_idempotency_key(a_b, "c")

@@ -83,6 +83,6 @@ def test_db_upgrade_command(cli: object, store_settings: Settings) -> None:
     runner = CliRunner()
     env = env_for(store_settings)
     first = runner.invoke(cli, ["db", "upgrade"], env=env)  # type: ignore[arg-type]
-    assert first.exit_code == 0 and "(empty) -> 0001" in first.output, first.output
+    assert first.exit_code == 0 and "(empty) -> 0002" in first.output, first.output
     again = runner.invoke(cli, ["db", "upgrade"], env=env)  # type: ignore[arg-type]
     assert again.exit_code == 0 and "up to date" in again.output

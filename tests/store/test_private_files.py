@@ -54,3 +54,14 @@ def test_an_existing_home_keeps_its_mode(tmp_path: Path, loose_umask: None) -> N
         store.close()
     assert _mode(home) == 0o755
     assert _mode(home / "jobs.db") == 0o600
+
+
+def test_a_home_created_by_a_workers_heartbeat_is_private(
+    tmp_path: Path, loose_umask: None
+) -> None:
+    from conveyor.worker.registry import touch
+
+    home = tmp_path / "fresh" / "home"
+    touch(home / "heartbeats" / "w1.beat")
+    assert _mode(tmp_path / "fresh") == 0o700
+    assert _mode(home) == 0o700 and _mode(home / "heartbeats") == 0o700

@@ -23,14 +23,14 @@ def scoped_idempotency_key(principal: Principal, key: str | None) -> str | None:
     """Idempotency keys are per tenant: another tenant's key never matches."""
     if key is None:
         return None
-    return f"{principal.tenant or '_'}/{key}"
+    return f"{keys.tenant_scope(principal.tenant)}/{key}"
 
 
 def submit(
     ctx: ApiContext, principal: Principal, body: JobSubmission, batch_id: str | None = None
 ) -> Job:
-    """Validate and enqueue one job for the caller's tenant."""
-    check_submission(ctx.app, principal, body.type, body.queue, body.priority)
+    """Validate and enqueue one job for the caller's tenant (its queue and priority checked
+    against the key by :func:`accept`, or by the batch route for each job)."""
     handle = ctx.app.submit(
         body.type,
         body.payload,
@@ -48,7 +48,9 @@ def submit(
 
 
 def accept(ctx: ApiContext, principal: Principal, body: JobSubmission) -> Job:
-    """``POST /api/v1/jobs``: count it against the caller's rate limit, then :func:`submit`."""
+    """``POST /api/v1/jobs``: check where the key may submit, count it against the key's
+    rate limit (a refused submission costs nothing), then :func:`submit`."""
+    check_submission(ctx.app, principal, body.type, body.queue, body.priority)
     ctx.limiter.hit(principal.key_id)
     return submit(ctx, principal, body)
 

@@ -27,6 +27,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from conveyor.errors import StoreError
+from conveyor.private import private_file
 from conveyor.settings import mask_url
 from conveyor.store import models
 from conveyor.store.models import DEFAULT_PREFIX
@@ -86,7 +87,7 @@ def _migration_lock(engine: Engine, connection: Connection) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate.lock", "a+b") as handle:
+    with open(private_file(Path(f"{database}.migrate.lock")), "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -22,6 +22,7 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from conveyor import keys
+from conveyor.private import private_dir
 
 log = logging.getLogger("conveyor.worker")
 
@@ -215,7 +216,7 @@ def touch(path: Path) -> None:
     try:
         path.touch()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # under CONVEYOR_HOME, which may not exist yet
         path.touch()
     except OSError as exc:
         log.warning("could not touch heartbeat file %s: %s", path, exc)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from conveyor.private import private_dir
 from conveyor.scaling.backends.base import BackendError, HealthEvent, Usage
 from conveyor.scaling.health import forget_worker, heartbeat_ages, requeue_worker_jobs
 
@@ -148,7 +149,7 @@ class LocalBackend:
     def _start(self, profile: str, index: int | None = None) -> LocalWorker:
         index = index or self._free_index(profile)
         name = f"{profile}-{index}@{self.host}"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         log_path = self.log_dir / f"{profile}-{index}.log"
         argv = [self.python, "-m", "conveyor", "worker", "--profile", profile, "--name", name]
         if profile in self.sizes:
