@@ -114,30 +114,38 @@ class Job:
         state = self.state()
         if state.done:
             return False
-        writer = self.app.event_writer()
-        pipe = writer.client.pipeline(transaction=True)
-        delayed.unschedule(pipe, self.id)
-        now = time.time()
-        pipe.zadd(keys.REVOKED, {self.id: now})
-        pipe.zremrangebyscore(keys.REVOKED, "-inf", now - self.app.settings.result_expires_s)
-        pipe.publish(keys.CANCELLED_CHANNEL, self.id)
-        writer.emit(
-            new_event(
-                "cancelled",
-                self.id,
-                state.type,
-                state.queue,
-                attempt=state.attempt,
-                deliveries=state.deliveries,
-            ),
-            fields={"finished_at": time.time()},
-            client=pipe,
-            celery=[
-                self.app.celery_events.event(
-                    "task-revoked",
-                    {"uuid": self.id, "terminated": False, "signum": None, "expired": False},
-                )
-            ],
-        )
+        pipe = self.app.event_writer().client.pipeline(transaction=True)
+        add_cancel(self.app, pipe, state)
         pipe.execute()
         return self.state().status == "cancelled"
+
+
+def add_cancel(app: Conveyor, pipe: Any, state: JobState) -> None:
+    """Add the cancellation of the job ``state`` describes to ``pipe``.
+
+    Unscheduled, revoked (kept in ``conveyor:revoked``, announced to workers) and a
+    ``cancelled`` event written; a job already finished refuses the event.
+    """
+    delayed.unschedule(pipe, state.id)
+    now = time.time()
+    pipe.zadd(keys.REVOKED, {state.id: now})
+    pipe.zremrangebyscore(keys.REVOKED, "-inf", now - app.settings.result_expires_s)
+    pipe.publish(keys.CANCELLED_CHANNEL, state.id)
+    app.event_writer().emit(
+        new_event(
+            "cancelled",
+            state.id,
+            state.type,
+            state.queue,
+            attempt=state.attempt,
+            deliveries=state.deliveries,
+        ),
+        fields={"finished_at": now},
+        client=pipe,
+        celery=[
+            app.celery_events.event(
+                "task-revoked",
+                {"uuid": state.id, "terminated": False, "signum": None, "expired": False},
+            )
+        ],
+    )

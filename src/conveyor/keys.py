@@ -140,6 +140,8 @@ def batch_jobs(batch_id: str) -> str:
 #: celery-redbeat's key prefix: the beat's schedule (``conveyor:beat::schedule``), its
 #: entries (``conveyor:beat:NAME``) and its lock live under it (see conveyor.beat).
 BEAT_PREFIX = f"{PREFIX}:beat:"
+#: RedBeat's sorted set of schedule entries by due time (its prefix + ``:schedule``).
+BEAT_SCHEDULE = f"{BEAT_PREFIX}:schedule"
 #: The lock that lets one ``conveyor beat`` at a time fire schedules.
 BEAT_LOCK = f"{BEAT_PREFIX}lock"
 #: Set of the names of paused schedules.

@@ -4,7 +4,7 @@
 ``queued`` in the live state and the job store forever. :func:`purge_queue`
 takes the messages off every priority list of the queue (a batch at a time,
 each batch in one atomic script, so a worker never gets a message that is being
-purged), then cancels each of their jobs as :meth:`Job.cancel` does — revoked,
+purged), then cancels their jobs as :meth:`Job.cancel` does (one transaction per batch) — revoked,
 ``cancelled`` in the live state, and a ``cancelled`` event that the recorder
 writes to the store. Messages with no Conveyor job behind them (a plain Celery
 task) are dropped and counted as foreign. Jobs that are running, or delayed (scheduled, retrying)
@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from conveyor import keys
 from conveyor.broker.transport import LEVELS
+from conveyor.client import add_cancel
 from conveyor.errors import NotFound
+from conveyor.state import JobState
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -79,22 +81,40 @@ def purge_queue(app: Conveyor, queue: str) -> PurgeReport:
     take = client.register_script(_TAKE)
     lists = [keys.queue_list(queue, level) for level in LEVELS]
     report = PurgeReport(queue)
-    known_ids = set()
+    seen: set[str] = set()
     while True:
         batch: list[bytes] = take(keys=lists, args=[BATCH])
+        ids = []
         for raw in batch:
             job_id = _job_id(raw)
             if job_id is None:
                 report.foreign += 1
-                continue
-            if job_id in known_ids:
-                continue  # a second message of one job (a redelivery) cancels nothing new
-            known_ids.add(job_id)
-            try:
-                cancelled = app.get_job(job_id).cancel()
-            except NotFound:  # a plain Celery task, or a job whose live state expired
-                report.foreign += 1
-                continue
-            (report.cancelled if cancelled else report.already_done).append(job_id)
+            elif job_id not in seen:  # a second message of one job cancels nothing new
+                seen.add(job_id)
+                ids.append(job_id)
+        _cancel_all(app, ids, report)
         if len(batch) < BATCH:
             return report
+
+
+def _cancel_all(app: Conveyor, ids: list[str], report: PurgeReport) -> None:
+    """Cancel ``ids`` in two round trips: read their live state, then one transaction."""
+    if not ids:
+        return
+    client = app.redis
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hgetall(keys.job(job_id))
+    states = pipe.execute()
+    pipe = client.pipeline(transaction=True)
+    for job_id, raw in zip(ids, states, strict=True):
+        if not raw:  # a plain Celery task, or a job whose live state expired
+            report.foreign += 1
+            continue
+        state = JobState.from_hash(job_id, cast(dict[bytes, bytes], raw))
+        if state.done:
+            report.already_done.append(job_id)
+            continue
+        add_cancel(app, pipe, state)
+        report.cancelled.append(job_id)
+    pipe.execute()

@@ -81,8 +81,10 @@ def make_schedule(
 ) -> Schedule:
     """Check one declaration and build its :class:`Schedule` (errors name ``where``)."""
     where = where or f"schedule {name!r}"
-    if not name or any(c.isspace() for c in name) or len(name) > 200:
+    if not name or any(c.isspace() for c in name) or len(name) > 200 or name.startswith(":"):
         raise ConfigurationError(f"{where}: a schedule name is 1–200 characters, no spaces")
+    if keys.BEAT_PREFIX + name == keys.BEAT_LOCK:
+        raise ConfigurationError(f"{where}: the name {name!r} is the beat lock's; choose another")
     if (every is None) == (cron is None):
         raise ConfigurationError(f"{where}: give exactly one of every= and cron=")
     every_s = None
@@ -239,7 +241,7 @@ def views(app: Conveyor) -> list[ScheduleView]:
     pipe = client.pipeline(transaction=False)
     for schedule in schedules:
         pipe.hgetall(keys.schedule_runs(schedule.name))
-        pipe.zscore(keys.BEAT_PREFIX + ":schedule", keys.BEAT_PREFIX + schedule.name)
+        pipe.zscore(keys.BEAT_SCHEDULE, keys.BEAT_PREFIX + schedule.name)
     pipe.smembers(keys.SCHEDULES_PAUSED)
     replies = pipe.execute()
     paused = {raw.decode() for raw in cast(set[bytes], replies[-1])}

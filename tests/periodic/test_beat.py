@@ -45,9 +45,13 @@ class Beat:
                 start_new_session=True,
             )
 
+    def log(self) -> str:
+        """What the beat printed so far."""
+        return self.log_path.read_text(errors="replace")
+
     def jobs(self) -> list[str]:
         """The job ids this beat submitted, in order."""
-        return SUBMITTED.findall(self.log_path.read_text(errors="replace"))
+        return SUBMITTED.findall(self.log())
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -86,6 +90,9 @@ def test_two_beats_fire_once_and_the_standby_takes_over_within_the_lock_timeout(
     with beats(broker_url, tmp_path, "a") as (a,):
         wait_until(lambda: len(a.jobs()) >= 2, timeout=60, what=f"beat a fires ({a.log_path})")
         with beats(broker_url, tmp_path, "b") as (b,):
+            # Takeover is measured from a standby that waits on the lock, not one still
+            # starting up (imports take seconds on a loaded machine).
+            wait_until(lambda: "beat: Starting" in b.log(), timeout=60, what="beat b started")
             fired = len(a.jobs())
             wait_until(lambda: len(a.jobs()) >= fired + 3, timeout=30, what="more ticks of a")
             assert b.jobs() == [], "the standby beat fired while the active one held the lock"
