@@ -181,7 +181,9 @@ class Settings(BaseSettings):
     compose_file: Path | None = Field(None, validation_alias="CONVEYOR_COMPOSE_FILE")
     compose_project: str | None = Field(None, validation_alias="CONVEYOR_COMPOSE_PROJECT")
     compose_service: str = Field("worker-{profile}", validation_alias="CONVEYOR_COMPOSE_SERVICE")
-    secret_key: str | None = Field(None, min_length=32, validation_alias="CONVEYOR_SECRET_KEY")
+    secret_key: str | None = Field(
+        None, min_length=32, repr=False, validation_alias="CONVEYOR_SECRET_KEY"
+    )
     job_token_ttl_s: float = Field(
         600.0, gt=0, le=86400, validation_alias="CONVEYOR_JOB_TOKEN_TTL_S"
     )
