@@ -150,3 +150,15 @@ def test_without_auth_the_sign_in_asks_no_key(dash: Dash) -> None:
         assert http.post("/login", data={}).status_code == 303
         page = http.get(f"/jobs/{dash.jobs['b']}")
         assert page.status_code == 200 and "Cancel job" in page.text
+
+
+def test_an_admin_pins_and_releases_a_profile(dash: Dash) -> None:
+    http = dash.sign_in("admin")
+    csrf = dash.csrf("/workers")
+    reply = http.post("/workers/pin", data={"profile": "batch", "count": "2", "csrf": csrf})
+    assert reply.status_code == 303 and "pinned" in reply.headers["location"]
+    assert dash.app.redis.hget("conveyor:scaling:pins", "batch") == b"2"
+    bad = http.post("/workers/pin", data={"profile": "nope", "count": "2", "csrf": csrf})
+    assert "unknown+profile" in bad.headers["location"]
+    http.post("/workers/release", data={"profile": "batch", "csrf": csrf})
+    assert dash.app.redis.hget("conveyor:scaling:pins", "batch") is None
