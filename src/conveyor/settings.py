@@ -242,7 +242,9 @@ class Settings(BaseSettings):
     resources_history: int = Field(
         120, ge=1, le=10_000, validation_alias="CONVEYOR_RESOURCES_HISTORY"
     )
-    secret_key: str | None = Field(None, min_length=32, validation_alias="CONVEYOR_SECRET_KEY")
+    secret_key: str | None = Field(
+        None, min_length=32, repr=False, validation_alias="CONVEYOR_SECRET_KEY"
+    )
     job_token_ttl_s: float = Field(
         600.0, gt=0, le=86400, validation_alias="CONVEYOR_JOB_TOKEN_TTL_S"
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from conveyor import apikeys
+from conveyor.api import create_app
 from conveyor.store.models import ApiKeyRow
 from conveyor.testing import wait_until
 from tests.dashboard.conftest import Dash
@@ -117,6 +119,13 @@ def test_a_revoked_key_ends_its_sessions(dash: Dash) -> None:
             connection.execute(
                 update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(revoked_at=None)
             )
+        restored = {"api_key": dash.keys["reader"]}
+
+        def usable() -> bool:
+            dash.http.post("/login", data=restored)
+            return dash.http.get("/jobs").status_code == 200
+
+        wait_until(usable, timeout=10, what="the restored key's cache entries expired")
 
 
 def test_open_redirects_are_refused(dash: Dash) -> None:
@@ -125,3 +134,31 @@ def test_open_redirects_are_refused(dash: Dash) -> None:
         "/login", data={"api_key": dash.keys["reader"], "next": "//evil.example/x"}
     )
     assert reply.status_code == 303 and reply.headers["location"] == "/"
+
+
+def test_job_data_is_escaped(dash: Dash) -> None:
+    job = dash.app.submit("diag.noop", {}, tenant="tenant-a", tags=["<script>alert(1)</script>"])
+    page = dash.sign_in("reader").get(f"/jobs/{job.id}").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_without_auth_the_sign_in_asks_no_key(dash: Dash) -> None:
+    with TestClient(create_app(dash.app, auth=False), follow_redirects=False) as http:
+        assert http.get("/").status_code == 303
+        assert 'name="api_key"' not in http.get("/login").text
+        assert http.post("/login", data={}).status_code == 303
+        page = http.get(f"/jobs/{dash.jobs['b']}")
+        assert page.status_code == 200 and "Cancel job" in page.text
+
+
+def test_an_admin_pins_and_releases_a_profile(dash: Dash) -> None:
+    http = dash.sign_in("admin")
+    csrf = dash.csrf("/workers")
+    reply = http.post("/workers/pin", data={"profile": "batch", "count": "2", "csrf": csrf})
+    assert reply.status_code == 303 and "pinned" in reply.headers["location"]
+    assert dash.app.redis.hget("conveyor:scaling:pins", "batch") == b"2"
+    bad = http.post("/workers/pin", data={"profile": "nope", "count": "2", "csrf": csrf})
+    assert "unknown+profile" in bad.headers["location"]
+    http.post("/workers/release", data={"profile": "batch", "csrf": csrf})
+    assert dash.app.redis.hget("conveyor:scaling:pins", "batch") is None

@@ -30,6 +30,7 @@ def test_activity_counts_each_slice_by_outcome(store: JobStore) -> None:
     assert [b.start for b in view.buckets] == [1000.0, 1005.0, 1010.0, 1015.0, 1020.0]
     assert [(b.failed, b.other) for b in view.buckets] == [(1, 4)] * 5
     assert view.buckets[0].failure_rate == 1.0
+    assert view.totals == {"failed": 5, "queued": 20}
     tenant = activity(store, 1000.0, 1025.0, 5, tenant="acme")
     assert sum(b.failed + b.other for b in tenant.buckets) == 9
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select, text
 
 from conveyor import keys
 from conveyor.api.context import ApiContext
@@ -20,7 +20,7 @@ from conveyor.api.metrics import recorder_lag
 from conveyor.monitor import tasks
 from conveyor.monitor.queues import QueueView, backlog_totals, queue_views
 from conveyor.store.activity import Activity, activity
-from conveyor.store.models import ApiKeyRow, JobRow
+from conveyor.store.models import ApiKeyRow
 from conveyor.worker.registry import WorkerInfo, live_workers
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -48,13 +48,18 @@ class Overview:
 
 def _by_queue(ctx: ApiContext, statuses: tuple[str, ...], tenant: str | None) -> dict[str, int]:
     """How many jobs of ``statuses`` each queue has (from the store's status index)."""
-    query = (
-        select(JobRow.queue, func.count()).where(JobRow.status.in_(statuses)).group_by(JobRow.queue)
-    )
+    store = ctx.store()
+    # SQLite would rather walk the queue index to group, reading every row (seconds at
+    # 1 M jobs); told to, it reads only the rows of these statuses.
+    source = "jobs INDEXED BY ix_jobs_status_created" if store.dialect == "sqlite" else "jobs"
+    where = "status IN :statuses" + (" AND tenant = :tenant" if tenant is not None else "")
+    query = text(f"SELECT queue, count(*) FROM {source} WHERE {where} GROUP BY queue")
+    query = query.bindparams(bindparam("statuses", expanding=True))
+    params: dict[str, Any] = {"statuses": list(statuses)}
     if tenant is not None:
-        query = query.where(JobRow.tenant == tenant)
+        params["tenant"] = tenant
     with ctx.engine().connect() as connection:
-        return {str(queue): int(count) for queue, count in connection.execute(query)}
+        return {str(queue): int(count) for queue, count in connection.execute(query, params)}
 
 
 def overview(ctx: ApiContext, tenant: str | None, window_s: float = 3600) -> Overview:
@@ -64,6 +69,7 @@ def overview(ctx: ApiContext, tenant: str | None, window_s: float = 3600) -> Ove
     store = ctx.store()
     now = time.time()
     delayed, reserved = backlog_totals(app.redis)
+    slices = activity(store, now - window_s, now, 30, tenant)
     return Overview(
         health=tasks.health(app, ctx.check_store(), lag),
         queues=queue_views(app.redis, app.topology, app.settings.heartbeat_s),
@@ -75,8 +81,8 @@ def overview(ctx: ApiContext, tenant: str | None, window_s: float = 3600) -> Ove
             Counter(w.profile for w in live_workers(app.redis, app.settings.heartbeat_s))
         ),
         lag=lag,
-        activity=activity(store, now - window_s, now, 30, tenant),
-        counts=store.count_by_status(tenant=tenant, since=now - window_s),
+        activity=slices,
+        counts=slices.totals,
     )
 
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor import deadletters, scaling
 from conveyor.api import service, tokens
 from conveyor.api.context import ApiContext
+from conveyor.api.errors import status_for
 from conveyor.api.routers.jobs import UUID_PATTERN
 from conveyor.dashboard import charts, queries
 from conveyor.dashboard.render import render
@@ -78,10 +79,8 @@ def _page(
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
     try:
         built = build(viewer)
-    except NotFound as exc:
-        return _error(request, viewer, 404, str(exc))
-    except AccessDenied as exc:
-        return _error(request, viewer, 403, str(exc))
+    except ConveyorError as exc:  # not found, not allowed, broker or store down: say so
+        return _error(request, viewer, status_for(exc), str(exc))
     if isinstance(built, Response):
         return built
     template, data = built

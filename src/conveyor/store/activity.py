@@ -42,6 +42,8 @@ class Activity:
     since: float
     bucket_s: float
     buckets: list[Bucket] = field(default_factory=list)
+    #: Every job of the window by status.
+    totals: dict[str, int] = field(default_factory=dict)
 
 
 def activity(
@@ -64,6 +66,7 @@ def activity(
     with store._reading() as connection:
         rows = connection.execute(query).all()
     for index, status, count in rows:
+        result.totals[str(status)] = result.totals.get(str(status), 0) + int(count)
         bucket = result.buckets[min(int(index), buckets - 1)]
         if status == "succeeded":
             bucket.succeeded += int(count)
