@@ -26,7 +26,7 @@ def flower(broker_url: str, tmp_path: Path) -> Iterator[str]:
     env = dict(os.environ, REDIS_URL=broker_url, FLOWER_UNAUTHENTICATED_API="true")
     argv = [sys.executable, "-m", "celery", "-A", "conveyor.celery", "flower"]
     log_path = tmp_path / "flower.log"
-    log = log_path.open("wb")  # noqa: SIM115 - closed below
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [*argv, f"--port={port}", "--address=127.0.0.1"],
         env=env,
