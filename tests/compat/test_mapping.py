@@ -9,9 +9,10 @@ from conveyor.compat.relay import routes
 from conveyor.compat.stock import conveyor_level, split_binding
 
 
-def test_stock_priority_zero_is_conveyors_most_urgent_and_none_keeps_the_default() -> None:
-    assert [conveyor_level(p, default=3) for p in (0, 1, 5, 9, 12, -4)] == [10, 9, 5, 1, 1, 10]
-    assert conveyor_level(None, default=3) == 3
+def test_stock_priorities_reverse_and_none_or_zero_keep_the_default() -> None:
+    assert [conveyor_level(p, default=3) for p in (1, 5, 9, 12)] == [9, 5, 1, 1]
+    # kombu sends 0 when no priority is given: it cannot mean "most urgent".
+    assert [conveyor_level(p, default=3) for p in (None, 0, -4, "x")] == [3, 3, 3, 3]
 
 
 def test_binding_entries_of_either_separator_are_read() -> None:
