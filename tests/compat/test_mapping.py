@@ -27,9 +27,10 @@ def test_binding_entries_of_either_separator_are_read() -> None:
 
 def test_relay_moves_stock_lists_of_known_queues_in_place_and_unknown_ones_to_the_default() -> None:
     moves = routes({"celery", "reports"}, ["processing"], "processing")
-    assert moves["processing\x06\x166"] == "processing"
+    # Onto the list a worker reads first, where it is adopted at once.
+    assert moves["processing\x06\x166"] == "processing:10"
     assert "processing" not in moves  # Conveyor's own level-0 list stays where it is
-    assert moves["celery"] == moves["reports\x06\x163"] == "processing"
+    assert moves["celery"] == moves["reports\x06\x163"] == "processing:10"
     assert routes({"processing:3"}, ["processing"], "processing").keys() == {
         f"processing\x06\x16{step}" for step in (3, 6, 9)
     }
