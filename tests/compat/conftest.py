@@ -1,15 +1,25 @@
-"""Fixtures for the stock-Celery tests: the e2e worker, and a stock Celery subprocess."""
+"""Fixtures for the stock-Celery tests: one shared worker, and a stock Celery subprocess."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-from tests.e2e.conftest import worker
+import pytest
 
-__all__ = ["run_stock", "worker"]
+from conveyor.testing import WorkerProcess
+
+
+@pytest.fixture(scope="package")
+def worker(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """One worker on processing and batch, shared by every module here (starting is slow)."""
+    log = tmp_path_factory.mktemp("compat-worker") / "worker.log"
+    queues = ["processing", "batch"]
+    with WorkerProcess(broker_url, concurrency=2, queues=queues, log_path=log) as process:
+        yield process
 
 
 def run_stock(script: str, broker_url: str, *args: str, timeout: float = 120) -> Any:

@@ -9,9 +9,10 @@ from conveyor.compat.relay import routes
 from conveyor.compat.stock import conveyor_level, split_binding
 
 
-def test_stock_priority_zero_is_conveyors_most_urgent_and_none_keeps_the_default() -> None:
-    assert [conveyor_level(p, default=3) for p in (0, 1, 5, 9, 12, -4)] == [10, 9, 5, 1, 1, 10]
-    assert conveyor_level(None, default=3) == 3
+def test_stock_priorities_reverse_and_none_or_zero_keep_the_default() -> None:
+    assert [conveyor_level(p, default=3) for p in (1, 5, 9, 12)] == [9, 5, 1, 1]
+    # kombu sends 0 when no priority is given: it cannot mean "most urgent".
+    assert [conveyor_level(p, default=3) for p in (None, 0, -4, "x")] == [3, 3, 3, 3]
 
 
 def test_binding_entries_of_either_separator_are_read() -> None:
@@ -26,9 +27,10 @@ def test_binding_entries_of_either_separator_are_read() -> None:
 
 def test_relay_moves_stock_lists_of_known_queues_in_place_and_unknown_ones_to_the_default() -> None:
     moves = routes({"celery", "reports"}, ["processing"], "processing")
-    assert moves["processing\x06\x166"] == "processing"
+    # Onto the list a worker reads first, where it is adopted at once.
+    assert moves["processing\x06\x166"] == "processing:10"
     assert "processing" not in moves  # Conveyor's own level-0 list stays where it is
-    assert moves["celery"] == moves["reports\x06\x163"] == "processing"
+    assert moves["celery"] == moves["reports\x06\x163"] == "processing:10"
     assert routes({"processing:3"}, ["processing"], "processing").keys() == {
         f"processing\x06\x16{step}" for step in (3, 6, 9)
     }

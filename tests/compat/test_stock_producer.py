@@ -13,7 +13,7 @@ from tests.compat.conftest import run_stock
 SEND = """
 out = {}
 out["no_queue"] = stock.send_task("diag.noop", kwargs={}).id
-out["urgent"] = stock.send_task("diag.noop", kwargs={}, queue="processing", priority=0).id
+out["urgent"] = stock.send_task("diag.noop", kwargs={}, queue="processing", priority=1).id
 out["prio5"] = stock.send_task("diag.noop", kwargs={}, queue="processing", priority=5).id
 out["prio9_no_queue"] = stock.send_task("diag.noop", kwargs={}, priority=9).id
 out["unknown_queue"] = stock.send_task("diag.noop", kwargs={}, queue="no-such-queue").id
@@ -52,8 +52,10 @@ def test_every_stock_message_is_recorded_and_reaches_a_terminal_state(
         assert state.error.type in ("Unrunnable", "PayloadInvalid", "UnknownJobType"), state
     kwargs_job = app.get_job(ids["kwargs"]).state()
     assert kwargs_job.payload == {"seconds": 0.01, "steps": 2}
-    # Stock priorities map onto Conveyor's levels (0 most urgent there, 10 here).
-    assert app.get_job(ids["urgent"]).state().priority == 10
+    # Stock priorities map onto Conveyor's levels (low is urgent there, high here);
+    # none given keeps the job type's default (its queue's: processing is 3).
+    assert app.get_job(ids["no_queue"]).state().priority == 3
+    assert app.get_job(ids["urgent"]).state().priority == 9
     assert app.get_job(ids["prio5"]).state().priority == 5
     assert app.get_job(ids["prio9_no_queue"]).state().priority == 1
     store = open_store(app.settings)

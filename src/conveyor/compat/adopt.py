@@ -84,6 +84,14 @@ class StockMessage:
             f"(send_task(name, kwargs={{...}})); got positional arguments {safe_repr(self.args)}"
         )
 
+    def recorded_payload(self) -> dict[str, Any]:
+        """The input as recorded with the job: the payload, else the raw arguments."""
+        try:
+            payload = self.payload()
+        except Unrunnable:
+            return {"args": self.args, "kwargs": self.kwargs}
+        return payload if isinstance(payload, dict) else {"payload": payload}
+
     def due_at(self) -> float | None:
         """The ETA (or countdown) as unix seconds, or None."""
         if not self.eta:
@@ -151,10 +159,7 @@ def adopt(app: Conveyor, message: StockMessage) -> str:
 def record_cancelled(app: Conveyor, message: StockMessage) -> None:
     """Record ``message`` as a job cancelled before it ran (it was revoked while waiting)."""
     now = time.time()
-    try:
-        payload: Any = message.payload()
-    except Unrunnable:
-        payload = {"args": message.args, "kwargs": message.kwargs}
+    payload = message.recorded_payload()
     queue = _known(app, message.routing_key, app.topology.default_queue)
     event = new_event("cancelled", message.id, message.name, queue, payload=payload, created_at=now)
     fields = {
@@ -183,10 +188,7 @@ def refuse(
 ) -> None:
     """Record ``message`` as a failed job with a dead letter (it cannot run)."""
     now = time.time()
-    try:
-        payload: Any = message.payload()
-    except Unrunnable:
-        payload = {"args": message.args, "kwargs": message.kwargs}
+    payload = message.recorded_payload()
     error_type = type(exc).__name__
     text = str(exc)
     writer = app.event_writer()

@@ -3,10 +3,12 @@
 A stock producer writes ``processing\\x06\\x166`` for a priority-5 message (kombu's
 priority lists), ``celery`` when it names no queue, ``no-such-queue`` when it
 names one Conveyor does not have. The relay (one thread in every worker) moves
-such messages, atomically and unchanged, onto a list Conveyor's workers read:
-the bare list of the same queue when Conveyor knows it, else the default
-queue's. There the worker's job strategy adopts each one at its mapped level
-on its job type's queue (:mod:`conveyor.compat.adopt`).
+such messages, atomically and unchanged, onto a list Conveyor's workers read
+first: the most urgent level of the same queue when Conveyor knows it, else of
+the default queue. There the worker's job strategy adopts each one at once —
+re-submits it at its mapped level on its job type's queue
+(:mod:`conveyor.compat.adopt`) — so passing through the urgent list gives it no
+head start.
 
 The queues a stock producer declared are found in kombu's binding tables
 (``_kombu.binding.*``); ``celery`` is always drained. Control and event
@@ -32,12 +34,13 @@ from conveyor.compat.stock import (
     split_binding,
     stock_lists,
 )
-from conveyor.keys import PRIORITY_SEP
+from conveyor.keys import PRIORITY_SEP, queue_list
+from conveyor.topology import MAX_PRIORITY
 
 log = logging.getLogger("conveyor.compat")
 
 # Move up to ARGV[1] messages from the source lists (KEYS[1..n/2]) to their
-# destinations (KEYS[n/2+1..n]); the RPUSH puts them where the next fetch looks first.
+# destinations (KEYS[n/2+1..n]); RPUSH: they are the next taken from that list.
 _MOVE = """
 local half = #KEYS / 2
 local moved = 0
@@ -74,10 +77,10 @@ def routes(found: Iterable[str], known: Iterable[str], default_queue: str) -> di
     for queue in sorted(set(found) | known):
         if queue in known:
             for source in stock_lists(queue, bare=False):
-                moves[source] = queue
+                moves[source] = queue_list(queue, MAX_PRIORITY)
         elif PRIORITY_SEP not in queue:
             for source in stock_lists(queue, bare=True):
-                moves[source] = default_queue
+                moves[source] = queue_list(default_queue, MAX_PRIORITY)
     return moves
 
 

@@ -9,10 +9,13 @@ message is mapped onto Conveyor's levels by :func:`conveyor_level`:
 =================  =========================================
 stock priority     Conveyor level
 =================  =========================================
-none given         the job type's (its queue's) default
-0 (most urgent)    10
-1 … 9              10 − p (9 → 1)
+none given, or 0   the job type's (its queue's) default
+1 … 9              10 − p (1 → 9, 9 → 1)
 =================  =========================================
+
+kombu writes priority 0 when a producer gives none, so an explicit 0 cannot be
+told from "none given": both keep the job type's default rather than jump every
+stock message to the front.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def conveyor_level(priority: Any, default: int) -> int:
         value = int(priority)
     except (TypeError, ValueError):
         return default
-    return max(MIN_PRIORITY, min(MAX_PRIORITY, MAX_PRIORITY - max(0, min(9, value))))
+    if value <= 0:
+        return default
+    return max(MIN_PRIORITY, min(MAX_PRIORITY, MAX_PRIORITY - min(9, value)))
 
 
 def split_binding(entry: str, *seps: str) -> tuple[str, str, str] | None:
