@@ -8,7 +8,9 @@ command that the job runs (same binary, same encoder arguments) in this process;
 "Conveyor" is submit → ``succeeded`` through a private embedded Valkey and one real
 ``conveyor worker`` (the built-in app with ``CONVEYOR_PACKS=diag,media``), which
 adds the queue round trip, the input and output probes, the progress reports and
-the cancellation checks. The overhead is the difference of the medians.
+the cancellation checks. The overhead is the difference of the medians; on a loaded
+machine, where both wander, the share of each job's time spent outside its ffmpeg run
+(submit → succeeded minus the run's own ``elapsed_s``) is printed too.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ def by_hand(source: Path, output: Path) -> float:
     return time.perf_counter() - started
 
 
-def through_conveyor(app: Conveyor, output: Path) -> float:
-    """Seconds from submit to the job's ``succeeded``."""
+def through_conveyor(app: Conveyor, output: Path) -> tuple[float, float]:
+    """Seconds from submit to the job's ``succeeded``, and of those, ffmpeg's own run."""
     started = time.perf_counter()
     state = app.submit(
         "media.transcode",
@@ -67,7 +69,7 @@ def through_conveyor(app: Conveyor, output: Path) -> float:
     ).wait(timeout=3600)
     elapsed = time.perf_counter() - started
     assert state.status == "succeeded", state.error
-    return elapsed
+    return elapsed, float(state.result["elapsed_s"])
 
 
 def main() -> None:
@@ -90,16 +92,24 @@ def main() -> None:
             env = {"CONVEYOR_PACKS": "diag,media", "CONVEYOR_MEDIA_ROOTS": roots}
             with WorkerProcess(url, queues=["processing"], env=env, log_path=base / "w.log"):
                 through_conveyor(app, base / "out" / "warmup.mp4")
-                hand, conveyor = [], []
+                hand, conveyor, added = [], [], []
                 for rep in range(args.reps):
                     hand.append(by_hand(source, base / "out" / f"hand{rep}.mp4"))
-                    conveyor.append(through_conveyor(app, base / "out" / f"conveyor{rep}.mp4"))
+                    total, ffmpeg = through_conveyor(app, base / "out" / f"conveyor{rep}.mp4")
+                    conveyor.append(total)
+                    added.append((total - ffmpeg) / ffmpeg)
     plain, ours = statistics.median(hand), statistics.median(conveyor)
     print(f"input: {args.seconds:g}s {args.size} testsrc2+sine, libx264 medium crf 23, aac 128k")
     print(f"by hand   : median {plain:.3f}s  ({', '.join(f'{t:.3f}' for t in hand)})")
     print(f"Conveyor  : median {ours:.3f}s  ({', '.join(f'{t:.3f}' for t in conveyor)})")
     print(
-        f"overhead  : {ours - plain:+.3f}s = {100 * (ours - plain) / plain:+.1f} % (target ≤ 5 %)"
+        f"difference: {ours - plain:+.3f}s = {100 * (ours - plain) / plain:+.1f} % (target ≤ 5 %)"
+    )
+    # On a busy machine the two medians wander by more than the overhead itself; the
+    # time a job spends outside ffmpeg, against ffmpeg's own run in that job, does not.
+    print(
+        f"outside ffmpeg, per job: median {100 * statistics.median(added):.1f} % of the ffmpeg "
+        f"run ({', '.join(f'{100 * a:.1f}' for a in added)})"
     )
 
 

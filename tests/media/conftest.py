@@ -3,8 +3,12 @@ and media roots laid out around it."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import subprocess
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +69,28 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     (layout.read / "escape_dir").symlink_to(layout.outside, target_is_directory=True)
     (layout.write / "escape_out").symlink_to(layout.outside, target_is_directory=True)
     return layout
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; ``/redirect?to=URL`` answers 302 to ``URL``."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/redirect?to="):
+            self.send_response(302)
+            self.send_header("Location", self.path.split("to=", 1)[1])
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_media(media: Media) -> Iterator[str]:
+    """``http://127.0.0.1:PORT``, serving the read root."""
+    handler = functools.partial(_Files, directory=str(media.read))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

@@ -21,6 +21,14 @@ from tests.media.conftest import Media
 pytestmark = pytest.mark.e2e
 
 
+#: URL inputs from the tests' own HTTP server on loopback, and nowhere else.
+URL_RULES = {
+    "CONVEYOR_MEDIA_URL_SCHEMES": "http",
+    "CONVEYOR_MEDIA_URL_HOSTS": "127.0.0.1",
+    "CONVEYOR_MEDIA_ALLOW_PRIVATE_URLS": "true",
+}
+
+
 @pytest.fixture(scope="module")
 def worker(
     broker_url: str, media: Media, tmp_path_factory: pytest.TempPathFactory
@@ -34,6 +42,7 @@ def worker(
         app="tests.media.media_app:app",
         env={
             "CONVEYOR_MEDIA_ROOTS": media.roots,
+            **URL_RULES,
             "CONVEYOR_MEDIA_GPU": "force",
             "CONVEYOR_CANCEL_GRACE_S": "60",
         },
@@ -47,7 +56,14 @@ def worker(
 def app(
     broker_url: str, media: Media, tmp_path: Path, redis_client: redis.Redis, worker: WorkerProcess
 ) -> Conveyor:
-    settings = Settings(redis_url=broker_url, home=tmp_path / "home", media_roots=media.roots)
+    settings = Settings(
+        redis_url=broker_url,
+        home=tmp_path / "home",
+        media_roots=media.roots,
+        media_url_schemes=("http",),
+        media_url_hosts=("127.0.0.1",),
+        media_allow_private_urls=True,
+    )
     return Conveyor(settings, packs=["media"])
 
 
@@ -211,11 +227,11 @@ def test_soft_time_limit_stops_ffmpeg_and_removes_partial_output(
         soft_time_limit=2,
         time_limit=30,
     )
-    wait_until(lambda: _ffmpeg_of(worker), timeout=30, what="ffmpeg running")
     state = wait_until(
         lambda: (s := job.state()).status in ("retrying", "failed") and s, timeout=30
     )
     assert state.error is not None and state.error.type == "SoftTimeLimitExceeded"
+    assert state.progress > 0  # ffmpeg was running (and reporting) when the limit came
     assert _ffmpeg_of(worker) is None
     assert not (media.write / output).exists() and not _partials(media)
     job.cancel()
@@ -239,3 +255,15 @@ def test_the_worker_checks_paths_again(app: Conveyor) -> None:
     state = app.get_job(job_id).wait(timeout=60)
     assert state.status == "failed" and state.error is not None
     assert state.error.type == "PayloadInvalid" and "source" in state.error.message
+
+
+def test_url_input_is_fetched_and_a_redirect_elsewhere_refused(
+    app: Conveyor, http_media: str
+) -> None:
+    info = run(app, "media.probe", {"source": f"{http_media}/clip.mp4"})
+    assert info["path"] == f"{http_media}/clip.mp4" and info["video_codec"] == "h264"
+    port = http_media.rsplit(":", 1)[1]
+    sneaky = f"{http_media}/redirect?to=http://localhost:{port}/clip.mp4"
+    state = app.submit("media.probe", {"source": sneaky}).wait(timeout=60)
+    assert state.status == "failed" and state.error is not None
+    assert state.error.type == "MediaError" and "'localhost' is not in" in state.error.message
