@@ -81,3 +81,35 @@ def wait_for_broker(
                 raise
         time.sleep(pause)
         pause = min(pause * 2, MAX_PAUSE_S)
+
+
+def wait_until_reachable(url: str, *, timeout_s: float) -> None:
+    """Return once the broker at ``url`` answers PING, waiting while it is unreachable.
+
+    How a long-running service (worker, recorder, API, worker manager) starts during a
+    broker outage: it waits, logging each try, instead of exiting and being restarted
+    in a loop. A refused password is a configuration error and is raised at once.
+    """
+    from conveyor.broker.connection import check_reachable
+    from conveyor.errors import BrokerError
+    from conveyor.settings import mask_url
+
+    pause = 0.5
+    while True:
+        probe = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        try:
+            probe.ping()
+            return
+        except redis.AuthenticationError:
+            check_reachable(url, timeout_s=timeout_s)  # raises the usual BrokerError
+            raise BrokerError(f"broker at {mask_url(url)} refused the password") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            log.warning(
+                "broker at %s unreachable (%s); waiting %.1fs for it", mask_url(url), exc, pause
+            )
+        finally:
+            probe.close()
+        time.sleep(pause)
+        pause = min(pause * 2, MAX_PAUSE_S)

@@ -13,6 +13,7 @@ from types import FrameType
 import typer
 from rich.table import Table
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import console, get_app
 from conveyor.scaling.stack import hand_to_manager
 from conveyor.settings import Settings, mask_url
@@ -184,7 +185,7 @@ def worker(
         level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
     )
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
     if gpus is not None:
         from conveyor.monitor.gpu import detect_gpus
         from conveyor.worker.gpu import run_per_gpu, select_gpus

@@ -11,6 +11,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
 from conveyor.settings import Settings, parse_duration
 from conveyor.store import JobRecord, open_store
@@ -90,7 +91,7 @@ def recorder(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
     store = open_store(app.settings)
     before, after = store.upgrade()
     if before != after:

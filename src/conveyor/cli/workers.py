@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.errors import ConfigurationError
 from conveyor.settings import Settings
@@ -176,7 +177,7 @@ def autoscale(
         level=Settings.load().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
     backend = make_backend(app, _parse_sizes(app, concurrency))
     manager = Manager(app, backend, chosen, _parse_bounds(bounds))
