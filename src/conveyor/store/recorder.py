@@ -35,7 +35,7 @@ import redis
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
 from conveyor import keys
-from conveyor.broker.outage import unavailable
+from conveyor.broker.outage import refuses_writes, unavailable
 from conveyor.store import merge
 from conveyor.store.db import first_line
 from conveyor.store.repository import JobStore, SidEvent
@@ -194,7 +194,8 @@ class Recorder:
                     raise
                 if down_since is None:
                     down_since = time.monotonic()
-                    log.error("broker unavailable (%s); retrying with backoff", exc)
+                    what = "refuses writes" if refuses_writes(exc) else "unreachable"
+                    log.error("broker %s (%s); retrying with backoff", what, exc)
                 # A batch recorded but not acknowledged is ours to read again.
                 self._own_from = "0"
                 self._stop.wait(delay)
@@ -215,7 +216,7 @@ class Recorder:
             except redis.RedisError as exc:
                 if not unavailable(exc):
                     raise
-                log.error("broker unavailable (%s); waiting for it", exc)
+                log.error("broker unreachable (%s); waiting for it", exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
 
