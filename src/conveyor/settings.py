@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     compose_file: Path | None = Field(None, validation_alias="CONVEYOR_COMPOSE_FILE")
     compose_project: str | None = Field(None, validation_alias="CONVEYOR_COMPOSE_PROJECT")
     compose_service: str = Field("worker-{profile}", validation_alias="CONVEYOR_COMPOSE_SERVICE")
+    #: How long a worker, the recorder, the API or the worker manager waits at start for
+    #: an unreachable broker (0: fail at once). ``conveyor up`` sets a day.
+    broker_wait_s: float = Field(0.0, ge=0, validation_alias="CONVEYOR_BROKER_WAIT_S")
 
     @field_validator("api_rate_limit")
     @classmethod

@@ -39,6 +39,8 @@ RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5
 #: The longest pause before a process that keeps exiting is started again.
 MAX_BACKOFF_S = 30.0
+#: How long the stack's processes wait at start for an unreachable broker (a day).
+BROKER_WAIT_S = 86400.0
 #: The exit code of a ``conveyor`` command refused for its configuration or arguments.
 CONFIG_EXIT = 2
 
@@ -173,6 +175,8 @@ class Stack:
     ) -> _Running:
         log_path = self.log_dir / f"{spec.name.split('@')[0]}.log"
         env = dict(os.environ, CONVEYOR_HOME=str(self.home))
+        # Services started during a broker outage wait for it rather than exit.
+        env.setdefault("CONVEYOR_BROKER_WAIT_S", str(BROKER_WAIT_S))
         if self.broker is not None:
             # The URL outlives the server (same port, same password): a process started
             # while the embedded broker restarts waits for it rather than finding none.

@@ -70,7 +70,11 @@ def api(
     from conveyor.api import create_app
 
     app = get_app()
-    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     asgi = create_app(app, auth=auth == "on")
     console.print(f"Conveyor API on http://{host}:{port} (auth {auth}); docs at /docs")
     uvicorn.run(asgi, host=host, port=port, log_level=log_level, access_log=False)

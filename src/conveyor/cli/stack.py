@@ -185,7 +185,11 @@ def worker(
         level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
     )
     app = get_app()
-    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     if gpus is not None:
         from conveyor.monitor.gpu import detect_gpus
         from conveyor.worker.gpu import run_per_gpu, select_gpus

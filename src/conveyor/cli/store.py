@@ -91,7 +91,11 @@ def recorder(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = get_app()
-    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     store = open_store(app.settings)
     before, after = store.upgrade()
     if before != after:

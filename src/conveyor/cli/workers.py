@@ -177,7 +177,11 @@ def autoscale(
         level=Settings.load().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = get_app()
-    wait_until_reachable(app.broker_url, timeout_s=app.settings.broker_connect_timeout_s)
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     chosen = [p.strip() for p in profiles.split(",") if p.strip()] or None
     backend = make_backend(app, _parse_sizes(app, concurrency))
     manager = Manager(app, backend, chosen, _parse_bounds(bounds))
