@@ -27,8 +27,10 @@ from typing import Any
 import psutil
 import pytest
 import redis
+from fastapi.testclient import TestClient
 
 from conveyor import Conveyor, Settings, keys, supervisor
+from conveyor.api import create_app
 from conveyor.broker.embedded import PORT_FILE, EmbeddedBroker, discover
 from conveyor.broker.inspect import queue_depths
 from conveyor.errors import BrokerError, ConfigurationError
@@ -193,8 +195,14 @@ def test_stack_waits_out_a_broker_outage_instead_of_tearing_down(
 
     monkeypatch.setattr(EmbeddedBroker, "restart", restart, raising=False)
     services = [ServiceSpec("recorder", ("recorder",)), ServiceSpec("probe", ())]
-    with Supervised(CrashingProbeStack(Settings(home=home), [], services)) as run:
+    with (
+        Supervised(CrashingProbeStack(Settings(home=home), [], services)) as run,
+        TestClient(
+            create_app(Conveyor(Settings(redis_url=run.stack.broker_url, home=home)))
+        ) as api,
+    ):
         stack = run.stack
+        assert api.get("/readyz").status_code == 200
         recorder = stack.service_processes()[0][1]
         outage.set()
         os.kill(_broker_pid(stack), signal.SIGKILL)
@@ -209,6 +217,9 @@ def test_stack_waits_out_a_broker_outage_instead_of_tearing_down(
             what="the probe restarted through the outage",
         )
         assert run.error is None, run.error
+        down = api.get("/readyz")
+        assert down.status_code == 503 and down.json()["broker"], down.text
+        assert api.get("/healthz").status_code == 200
         log = stack.log_dir / "recorder.log"
         wait_until(
             lambda: "unreachable" in log.read_text() or "unavailable" in log.read_text(),
@@ -217,6 +228,7 @@ def test_stack_waits_out_a_broker_outage_instead_of_tearing_down(
         )
         outage.clear()
         wait_until(lambda: discover(home) is not None, timeout=60, what="the broker is back")
+        assert api.get("/readyz").status_code == 200
         assert run.error is None and run.thread.is_alive()
         # The recorder waited for the broker instead of exiting, and reads now.
         wait_until(lambda: "reading" in log.read_text(), timeout=120, what="the recorder reads")
