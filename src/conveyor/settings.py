@@ -251,6 +251,9 @@ class Settings(BaseSettings):
     dashboard_session_s: float = Field(
         8 * 3600.0, gt=0, le=30 * 86400, validation_alias="CONVEYOR_DASHBOARD_SESSION_S"
     )
+    #: How long a worker, the recorder, the API or the worker manager waits at start for
+    #: an unreachable broker (0: fail at once). ``conveyor up`` sets a day.
+    broker_wait_s: float = Field(0.0, ge=0, validation_alias="CONVEYOR_BROKER_WAIT_S")
 
     @field_validator("api_rate_limit")
     @classmethod

@@ -1,10 +1,17 @@
 """The local stack that ``conveyor up`` runs: the broker, one worker per profile, and services.
 
 Workers run as ``conveyor worker`` subprocesses in their own sessions (so a
-Ctrl-C reaches only the supervisor, which then stops them in order). A worker
-that exits unexpectedly is started again. Stopping is a warm shutdown first
-(running jobs finish), then a cold one after the grace period, in which Celery
-hands every unacknowledged job back to its queue.
+Ctrl-C reaches only the supervisor, which then stops them in order). A process
+that exits unexpectedly is started again, after a pause that doubles with each
+recent exit (up to :data:`MAX_BACKOFF_S`): during a broker outage services exit
+and come back until the broker does, and the stack waits with them. The stack
+gives up only on its own configuration errors: a process that exits with the
+CLI's configuration-error code (2) :data:`MAX_RESTARTS` times within
+:data:`RESTART_WINDOW_S`. An embedded broker that dies is started again on the
+same port with the same data directory (:meth:`Stack.watch_broker`).
+
+Stopping is a warm shutdown first (running jobs finish), then a cold one after
+the grace period, in which Celery hands every unacknowledged job back to its queue.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 
 from conveyor.broker.connection import check_reachable
 from conveyor.broker.embedded import EmbeddedBroker, discover
-from conveyor.errors import ConfigurationError
+from conveyor.errors import BrokerError, ConfigurationError
 from conveyor.private import private_dir
 from conveyor.settings import Settings
 from conveyor.topology import Topology
@@ -31,6 +38,12 @@ log = logging.getLogger("conveyor.supervisor")
 
 RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5
+#: The longest pause before a process that keeps exiting is started again.
+MAX_BACKOFF_S = 30.0
+#: How long the stack's processes wait at start for an unreachable broker (a day).
+BROKER_WAIT_S = 86400.0
+#: The exit code of a ``conveyor`` command refused for its configuration or arguments.
+CONFIG_EXIT = 2
 
 
 @dataclass
@@ -68,6 +81,8 @@ class _Running:
     process: subprocess.Popen[bytes]
     log_path: Path
     restarts: list[float] = field(default_factory=list)
+    #: When an exited process is due to start again (monotonic), once its exit is seen.
+    start_at: float | None = None
 
 
 def plan_workers(
@@ -138,6 +153,9 @@ class Stack:
         self.broker_url = ""
         self._running: list[_Running] = []
         self._stopping = threading.Event()
+        self._broker_down_since: float | None = None
+        self._broker_retry_at = 0.0
+        self._broker_pause = 0.5
 
     @property
     def embedded(self) -> bool:
@@ -165,6 +183,12 @@ class Stack:
     ) -> _Running:
         log_path = self.log_dir / f"{spec.name.split('@')[0]}.log"
         env = dict(os.environ, CONVEYOR_HOME=str(self.home))
+        # Services started during a broker outage wait for it rather than exit.
+        env.setdefault("CONVEYOR_BROKER_WAIT_S", str(BROKER_WAIT_S))
+        if self.broker is not None:
+            # The URL outlives the server (same port, same password): a process started
+            # while the embedded broker restarts waits for it rather than finding none.
+            env["REDIS_URL"] = self.broker_url
         argv = [sys.executable, "-m", "conveyor", *spec.args()]
         with open(log_path, "ab") as out:
             process = subprocess.Popen(
@@ -189,20 +213,76 @@ class Stack:
         ]
 
     def supervise(self, poll_s: float = 1.0) -> None:
-        """Restart workers that exit unexpectedly, until :meth:`request_stop`."""
+        """Restart processes that exit unexpectedly, and the embedded broker, until
+        :meth:`request_stop`."""
         while not self._stopping.wait(poll_s):
+            self.watch_broker()
             for index, running in enumerate(self._running):
                 code = running.process.poll()
                 if code is None:
                     continue
                 now = time.monotonic()
                 recent = [t for t in running.restarts if now - t < RESTART_WINDOW_S]
-                if len(recent) >= MAX_RESTARTS:
-                    raise ConfigurationError(
-                        f"{running.spec.name} keeps exiting (code {code}); see {running.log_path}"
+                if running.start_at is None:
+                    if code == CONFIG_EXIT and len(recent) >= MAX_RESTARTS:
+                        raise ConfigurationError(
+                            f"{running.spec.name} keeps exiting with a configuration error "
+                            f"(code {code}); see {running.log_path}"
+                        )
+                    pause = min(MAX_BACKOFF_S, 2.0 ** len(recent) - 1)
+                    running.start_at = now + pause
+                    log.warning(
+                        "%s exited with code %s; starting it again in %.0fs (see %s)",
+                        running.spec.name,
+                        code,
+                        pause,
+                        running.log_path,
                     )
-                log.warning("%s exited with code %s; starting it again", running.spec.name, code)
-                self._running[index] = self._spawn(running.spec, [*recent, now])
+                if now >= running.start_at:
+                    self._running[index] = self._spawn(running.spec, [*recent, now])
+
+    def watch_broker(self) -> None:
+        """Start the embedded broker again if it died: same port, same data directory.
+
+        Its append-only file brings back every write it acknowledged; clients keep
+        the URL (same port, same password) and reconnect.
+        """
+        broker = self.broker
+        if broker is None:
+            return
+        code = broker.exit_code()
+        if code is None and broker.pid is not None:
+            return
+        now = time.monotonic()
+        if self._broker_down_since is None:
+            self._broker_down_since = now
+            self._broker_retry_at, self._broker_pause = now, 0.5
+            log.error(
+                "the embedded broker (pid %s) exited with code %s; starting it again on the "
+                "same port with its data in %s",
+                broker.pid,
+                code,
+                broker.data_dir,
+            )
+        if now < self._broker_retry_at:
+            return
+        try:
+            broker.restart()
+        except BrokerError as exc:
+            log.error(
+                "the embedded broker did not start again (%s); next try in %.0fs",
+                exc,
+                self._broker_pause,
+            )
+            self._broker_retry_at = now + self._broker_pause
+            self._broker_pause = min(self._broker_pause * 2, MAX_BACKOFF_S)
+            return
+        log.warning(
+            "the embedded broker is back (pid %s) after %.1fs",
+            broker.pid,
+            time.monotonic() - self._broker_down_since,
+        )
+        self._broker_down_since = None
 
     def request_stop(self) -> None:
         """Make :meth:`supervise` return."""

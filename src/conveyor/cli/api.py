@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import DATE, JSON_OPTION, console, get_app, print_json, utc_time
 from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError
@@ -76,7 +77,11 @@ def api(
     from conveyor.api import create_app
 
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     asgi = create_app(app, auth=auth == "on")
     console.print(f"Conveyor API on http://{host}:{port} (auth {auth}); docs at /docs")
     uvicorn.run(asgi, host=host, port=port, log_level=log_level, access_log=False)

@@ -13,6 +13,7 @@ from types import FrameType
 import typer
 from rich.table import Table
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import console, get_app
 from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
@@ -217,7 +218,11 @@ def worker(
         filename=logfile,
     )
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     if gpus is not None:
         from conveyor.monitor.gpu import detect_gpus
         from conveyor.worker.gpu import run_per_gpu, select_gpus

@@ -10,6 +10,7 @@ from types import FrameType
 import typer
 from rich.table import Table
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, SHORT, console, get_app, print_json, utc_time
 from conveyor.cli.tables import Col, fitted
 from conveyor.settings import Settings, parse_duration
@@ -98,7 +99,11 @@ def recorder(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     store = open_store(app.settings)
     before, after = store.upgrade()
     if before != after:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError, Conflict
@@ -187,7 +188,11 @@ def autoscale(
         level=Settings.load().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = get_app()
-    app.check_broker()
+    wait_until_reachable(
+        app.broker_url,
+        timeout_s=app.settings.broker_connect_timeout_s,
+        wait_s=app.settings.broker_wait_s,
+    )
     running = scaling.running_manager(app) if once else None
     if running is not None:
         # Its workers carry the names this round would give new ones: refuse to double them.

@@ -35,6 +35,7 @@ import redis
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
 from conveyor import keys
+from conveyor.broker.outage import refuses_writes, unavailable
 from conveyor.store import merge
 from conveyor.store.db import first_line
 from conveyor.store.repository import JobStore, SidEvent
@@ -169,7 +170,7 @@ class Recorder:
 
     def run(self) -> RecorderStats:
         """Record until :meth:`stop`; survives broker and database outages."""
-        ensure_group(self.client)
+        self._wait_for_group()
         log.info(
             "recorder %s: reading %s (group %s) into %s",
             self.consumer,
@@ -181,17 +182,20 @@ class Recorder:
         while not self._stop.is_set():
             try:
                 self.step()
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+            except redis.RedisError as exc:
+                if "NOGROUP" in str(exc):
+                    log.warning(
+                        "the stream or its consumer group is gone (broker reset?); recreating"
+                    )
+                    self._wait_for_group()
+                    self._own_from, self._claim_from = "0", "0-0"
+                    continue
+                if not unavailable(exc):
                     raise
-                log.warning("the stream or its consumer group is gone (broker reset?); recreating")
-                ensure_group(self.client)
-                self._own_from, self._claim_from = "0", "0-0"
-                continue
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if down_since is None:
                     down_since = time.monotonic()
-                    log.error("broker unreachable (%s); retrying with backoff", exc)
+                    what = "refuses writes" if refuses_writes(exc) else "unreachable"
+                    log.error("broker %s (%s); retrying with backoff", what, exc)
                 # A batch recorded but not acknowledged is ours to read again.
                 self._own_from = "0"
                 self._stop.wait(delay)
@@ -201,6 +205,20 @@ class Recorder:
                 log.warning("broker reachable again after %.1fs", time.monotonic() - down_since)
                 delay, down_since = 0.2, None
         return self.stats
+
+    def _wait_for_group(self) -> None:
+        """Make sure the consumer group exists, waiting through a broker outage."""
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                ensure_group(self.client)
+                return
+            except redis.RedisError as exc:
+                if not unavailable(exc):
+                    raise
+                log.error("broker unreachable (%s); waiting for it", exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
 
     def drain(self) -> RecorderStats:
         """Record until nothing is left to read (for tests and benchmarks), then return."""

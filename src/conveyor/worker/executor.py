@@ -6,7 +6,8 @@ import json
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -14,7 +15,7 @@ from kombu.utils.encoding import safe_repr
 from pydantic import BaseModel
 
 from conveyor import keys
-from conveyor.broker.outage import BROKER_DOWN, unavailable, wait_for_broker
+from conveyor.broker.outage import BROKER_DOWN_WAIT_S, unavailable, wait_for_broker
 from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
 from conveyor.errors import (
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.worker")
 
-__all__ = ["BROKER_DOWN", "Execution", "encode_result", "record_hard_time_limit"]
+T = TypeVar("T")
 
 #: Markers for :meth:`Execution._before_job`: input not validated yet / job handled.
 _UNVALIDATED = object()
@@ -72,6 +73,13 @@ class Execution:
         self.device = str(meta.get("device") or _default_device(definition))
         self.writer = app.event_writer()
         self.celery_events = app.celery_events
+        #: How long a write waits for a broker that refuses writes (None: as long as it
+        #: takes; the message stays unacknowledged meanwhile).
+        self.refused_wait_s: float | None = None
+
+    def _write(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a state write that must not be lost, waiting for the broker as needed."""
+        return wait_for_broker(func, *args, refused_wait_s=self.refused_wait_s, **kwargs)
 
     def _celery(self, kind: str, **fields: Any) -> tuple[str, str]:
         return self.celery_events.event(kind, {"uuid": self.job_id, **fields}, self.worker)
@@ -156,7 +164,7 @@ class Execution:
             return False
         message = f"GPU out of memory on {self.device}: retrying on CPU ({exc})"
         now = time.time()
-        wait_for_broker(
+        self._write(
             self._reschedule,
             self.attempt + 1,
             now,
@@ -220,7 +228,7 @@ class Execution:
         """
         # Until the start is recorded the job has not run: a broker that is down or
         # refuses writes is waited for, and the message stays unacknowledged meanwhile.
-        if wait_for_broker(self._rate_limited):
+        if self._write(self._rate_limited):
             return None
         ctx = JobContext(self)
         params: Any = _UNVALIDATED
@@ -229,7 +237,7 @@ class Execution:
             if params is _HANDLED:
                 return None
         started_at = time.time()
-        start = wait_for_broker(
+        start = self._write(
             self.writer.emit,
             self._event("started"),
             fields={
@@ -304,7 +312,7 @@ class Execution:
             )
             return None
         # The result exists only here: ride out a broker outage rather than lose it.
-        wait_for_broker(
+        self._write(
             self.writer.emit,
             self._event("succeeded", result=value, runtime_s=finished_at - started_at),
             fields={
@@ -395,7 +403,7 @@ class Execution:
                 schedule_, self.attempt, settings.backoff_max_s, settings.backoff_jitter
             )
             due_at = finished_at + delay
-            wait_for_broker(
+            self._write(
                 self._reschedule,
                 self.attempt + 1,
                 due_at,
@@ -425,7 +433,7 @@ class Execution:
             self._after(Outcome("retrying", error=exc, retry_in_s=delay))
             return
         # The failed event carries everything the recorder files as the dead letter.
-        wait_for_broker(
+        self._write(
             self.writer.emit,
             self._event(
                 "failed",
@@ -538,6 +546,8 @@ def record_hard_time_limit(
             app, definition, job_id, payload, meta, state.get("worker") or "unknown"
         )
         execution.deliveries = int(state.get("deliveries") or 0)
+        # Celery's main process: wait for a refusing broker a while, not for ever.
+        execution.refused_wait_s = BROKER_DOWN_WAIT_S
         started_at = float(state.get("started_at") or time.time())
         remove_job_tempdirs(job_id)
         execution._handle_error(exc, started_at)
