@@ -19,12 +19,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conveyor.broker.connection import check_reachable
 from conveyor.broker.embedded import EmbeddedBroker, discover
 from conveyor.errors import ConfigurationError
-from conveyor.settings import Settings
 from conveyor.topology import Topology
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 log = logging.getLogger("conveyor.supervisor")
 
@@ -155,6 +157,8 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         configured = self.settings.configured_broker_url
         if configured:
+            from conveyor.broker.connection import check_reachable
+
             check_reachable(configured, timeout_s=self.settings.broker_connect_timeout_s)
             self.broker_url = configured
         else:

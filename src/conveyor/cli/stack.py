@@ -16,7 +16,6 @@ from rich.table import Table
 from conveyor.cli.common import console, get_app
 from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
-from conveyor.settings import Settings, mask_url
 from conveyor.supervisor import ServiceSpec, Stack, already_up, plan_services, plan_workers
 from conveyor.topology import load_topology
 
@@ -35,6 +34,8 @@ def up(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port of the HTTP API."),
 ) -> None:
     """Start the whole stack: the broker (embedded unless configured) and the workers."""
+    from conveyor.settings import Settings
+
     settings = Settings.load()
     topology = load_topology(settings.config_file)
     sizes = {}
@@ -109,6 +110,8 @@ def _print_stack(stack: Stack) -> None:
     command = _command()
     where = "embedded Valkey" if stack.embedded else "configured"
     console.print(f"[bold green]Conveyor is up.[/] Home: {stack.home}")
+    from conveyor.settings import mask_url
+
     console.print(f"Broker ({where}): {mask_url(stack.broker_url)}")
     processes = stack.processes()
     if processes:

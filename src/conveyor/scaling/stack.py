@@ -12,10 +12,13 @@ in ``conveyor.toml``), the local stack's minimum is one worker per profile.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from conveyor.settings import Settings
 from conveyor.supervisor import ServiceSpec, WorkerSpec
 from conveyor.topology import Topology
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 SERVICE = "autoscale"
 
