@@ -48,7 +48,7 @@ def hand_to_manager(
     argv: tuple[str, ...] = (SERVICE, "--profiles", ",".join(managed))
     if "autoscale_min_workers" not in settings.model_fields_set:
         # A local stack starts small: one worker per profile until its backlog asks for
-        # more (the seeds' production minimum of 2 applies to `conveyor autoscale`).
+        # more (the production minimum of 2 applies to `conveyor autoscale`).
         for profile in managed:
             spec = topology.profile(profile)
             if spec.workers is None:
