@@ -2,19 +2,27 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Separate stamps: `make up` installs the runtime only; `make test` adds the test tools.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install up test check lint typecheck bench clean
+.PHONY: install runtime up test check lint typecheck bench clean
 
-install: $(STAMP)
+runtime: $(RUNTIME_STAMP)
 
-$(STAMP): pyproject.toml
+install: $(TEST_STAMP)
+
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
 
-up: install
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+up: runtime
 	$(BIN)/conveyor up
 
 lint: install
@@ -29,7 +37,7 @@ check: lint typecheck
 test: check
 	$(BIN)/python -m pytest
 
-bench: install
+bench: runtime
 	$(BIN)/conveyor bench
 
 clean:

@@ -1,30 +1,88 @@
 """Conveyor: a production job platform for Python services, built on Celery."""
 
-from conveyor.app import Conveyor
-from conveyor.client import Job
-from conveyor.errors import (
-    BrokerError,
-    ConfigurationError,
-    ConveyorError,
-    Defer,
-    InvalidSubmission,
-    JobCancelled,
-    JobError,
-    JobTimeoutError,
-    NotFound,
-    PayloadInvalid,
-    PermanentError,
-    SkipJob,
-    StoreError,
-    TransientError,
-    UnknownJobType,
-)
-from conveyor.jobs import JobContext, JobDefinition
-from conveyor.limits import SoftTimeLimitExceeded, TimeLimitExceeded
-from conveyor.middleware import Middleware, Outcome
-from conveyor.settings import Settings
-from conveyor.state import JobState
-from conveyor.topology import Profile, Queue, Topology
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.client import Job
+    from conveyor.errors import (
+        BrokerError,
+        ConfigurationError,
+        ConveyorError,
+        Defer,
+        InvalidSubmission,
+        JobCancelled,
+        JobError,
+        JobTimeoutError,
+        NotFound,
+        PayloadInvalid,
+        PermanentError,
+        SkipJob,
+        StoreError,
+        TransientError,
+        UnknownJobType,
+    )
+    from conveyor.jobs import JobContext, JobDefinition
+    from conveyor.limits import SoftTimeLimitExceeded, TimeLimitExceeded
+    from conveyor.middleware import Middleware, Outcome
+    from conveyor.settings import Settings
+    from conveyor.state import JobState
+    from conveyor.topology import Profile, Queue, Topology
+
+#: Where each public name lives: imported on first use, so that `conveyor --help`
+#: and other quick commands do not pay for Celery, kombu and SQLAlchemy.
+_HOMES = {
+    "Conveyor": "conveyor.app",
+    "Job": "conveyor.client",
+    "JobContext": "conveyor.jobs",
+    "JobDefinition": "conveyor.jobs",
+    "SoftTimeLimitExceeded": "conveyor.limits",
+    "TimeLimitExceeded": "conveyor.limits",
+    "Middleware": "conveyor.middleware",
+    "Outcome": "conveyor.middleware",
+    "Settings": "conveyor.settings",
+    "JobState": "conveyor.state",
+    "Profile": "conveyor.topology",
+    "Queue": "conveyor.topology",
+    "Topology": "conveyor.topology",
+    **{
+        name: "conveyor.errors"
+        for name in (
+            "BrokerError",
+            "ConfigurationError",
+            "ConveyorError",
+            "Defer",
+            "InvalidSubmission",
+            "JobCancelled",
+            "JobError",
+            "JobTimeoutError",
+            "NotFound",
+            "PayloadInvalid",
+            "PermanentError",
+            "SkipJob",
+            "StoreError",
+            "TransientError",
+            "UnknownJobType",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

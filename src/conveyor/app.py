@@ -14,20 +14,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-import kombu.exceptions
 import redis
-from celery import Celery
 
 from conveyor import delayed, keys
 from conveyor.broker.connection import check_reachable, client_for
 from conveyor.broker.embedded import discover
-from conveyor.broker.message import redis_message
-from conveyor.broker.transport import TRANSPORT_PATH
-from conveyor.celery_events import CeleryEvents, task_fields
 from conveyor.client import Job
-from conveyor.engine import build_celery, visibility_timeout
 from conveyor.errors import (
     BrokerError,
     ConfigurationError,
@@ -37,13 +31,17 @@ from conveyor.errors import (
 )
 from conveyor.events import EventWriter, new_event
 from conveyor.jobs import JobDefinition, JobFunction, make_definition
-from conveyor.limits import resolve_limits
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
 from conveyor.ratelimit import RateLimiter
 from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from conveyor.celery_events import CeleryEvents
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -294,10 +292,14 @@ class Conveyor:
     @cached_property
     def celery_events(self) -> CeleryEvents:
         """Builds the Celery-format task events that Flower reads."""
+        from conveyor.celery_events import CeleryEvents
+
         return CeleryEvents(self.broker_url, hostname=f"client@{socket.gethostname()}")
 
     def task_sent_event(self, spec: dict[str, Any]) -> tuple[str, str]:
         """The ``task-sent`` event for one published attempt."""
+        from conveyor.celery_events import task_fields
+
         fields = task_fields(spec["id"], spec["type"], spec["payload"], _meta(spec))
         fields.update(queue=spec["queue"], exchange=spec["queue"], routing_key=spec["queue"])
         return self.celery_events.event("task-sent", fields)
@@ -305,6 +307,7 @@ class Conveyor:
     @cached_property
     def celery(self) -> Celery:
         """The Celery app, configured and with every job type registered as a task."""
+        from conveyor.engine import build_celery
         from conveyor.worker import guard
         from conveyor.worker.adapter import register
         from conveyor.worker.deadletter import register_dead_letter_task
@@ -354,6 +357,9 @@ class Conveyor:
         priority = self._check_priority(priority, definition, queue)
         hard, soft = None, None
         if time_limit is not None or soft_time_limit is not None:
+            from conveyor.engine import visibility_timeout
+            from conveyor.limits import resolve_limits
+
             hard, soft = resolve_limits(
                 definition,
                 self.settings,
@@ -413,7 +419,7 @@ class Conveyor:
                 if claim_key is not None:
                     self.redis.delete(claim_key)
                 raise
-        except (redis.RedisError, kombu.exceptions.OperationalError, OSError) as exc:
+        except (redis.RedisError, _kombu_operational_error(), OSError) as exc:
             raise BrokerError(
                 f"could not submit {type}: broker at {mask_url(self.broker_url)} "
                 f"is unreachable ({exc})"
@@ -548,6 +554,10 @@ class Conveyor:
         Direct on Conveyor's Redis transport without compression (see
         :mod:`conveyor.broker.message`); through Celery's producer otherwise.
         """
+        # Here, not at import: Celery and kombu cost a quick command (`conveyor status`) a lot.
+        from conveyor.broker.message import redis_message
+        from conveyor.broker.transport import TRANSPORT_PATH
+
         conf = self.celery.conf
         if conf.broker_transport != TRANSPORT_PATH or conf.task_compression:
             return None
@@ -604,6 +614,13 @@ def _running_job_id() -> str:
 
     request = getattr(current_task, "request", None) if current_task else None
     return str(getattr(request, "id", None) or "")
+
+
+def _kombu_operational_error() -> type[Exception]:
+    # kombu (with Celery) loads on the first publish, not when a quick command starts.
+    import kombu.exceptions
+
+    return kombu.exceptions.OperationalError
 
 
 def _repr_json(value: Any, limit: int = 1024) -> str:

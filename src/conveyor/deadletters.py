@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
-
 from conveyor import keys
 from conveyor.errors import (
     Conflict,
@@ -44,6 +42,8 @@ from conveyor.events import SCHEMA_VERSION
 from conveyor.store.records import DeadLetterRecord as DeadLetter
 
 if TYPE_CHECKING:
+    import redis
+
     from conveyor.app import Conveyor
     from conveyor.client import Job
 

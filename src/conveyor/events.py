@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import redis
 from pydantic import BaseModel
 
 from conveyor import keys
+
+if TYPE_CHECKING:
+    import redis
 
 EventType = Literal[
     "queued", "scheduled", "started", "progress", "retrying", "succeeded", "failed", "cancelled"

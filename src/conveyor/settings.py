@@ -1,7 +1,7 @@
 """One settings class for the whole platform.
 
 Every value comes from the environment (or a ``.env`` file in the working
-directory) under the names the seeds' teams already use — ``REDIS_URL``,
+directory) under the names Celery and Redis deployments already use — ``REDIS_URL``,
 ``CELERY_WORKER_CONCURRENCY``, ``DATABASE_URL`` … — plus Conveyor's own under
 ``CONVEYOR_``. Durations carry their unit in the field name.
 """
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         "INFO", validation_alias="CONVEYOR_LOG_LEVEL"
     )
 
-    # Broker (the seeds' names)
+    # Broker (the usual Celery and Redis names)
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     redis_host: str | None = Field(None, validation_alias="REDIS_HOST")
     redis_port: int = Field(6379, ge=1, le=65535, validation_alias="REDIS_PORT")

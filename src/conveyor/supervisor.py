@@ -26,13 +26,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conveyor.broker.connection import check_reachable
 from conveyor.broker.embedded import EmbeddedBroker, discover
 from conveyor.errors import BrokerError, ConfigurationError
 from conveyor.private import private_dir
-from conveyor.settings import Settings
 from conveyor.topology import Topology
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 log = logging.getLogger("conveyor.supervisor")
 
@@ -168,6 +170,8 @@ class Stack:
         private_dir(self.log_dir)
         configured = self.settings.configured_broker_url
         if configured:
+            from conveyor.broker.connection import check_reachable
+
             check_reachable(configured, timeout_s=self.settings.broker_connect_timeout_s)
             self.broker_url = configured
         else:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from conveyor.errors import ConfigurationError
 
-#: Message priority levels, 10 being the most urgent (as the seeds use them).
+#: Message priority levels, 10 being the most urgent.
 MIN_PRIORITY = 0
 MAX_PRIORITY = 10
 DEAD_LETTER = "dead-letter"

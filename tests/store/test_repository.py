@@ -51,6 +51,18 @@ def test_list_is_newest_first_and_pages_by_cursor(store: JobStore) -> None:
     assert seen == [f"job-{i:02d}" for i in range(24, -1, -1)]
 
 
+def test_iter_jobs_reads_every_page_once_and_stops(store: JobStore) -> None:
+    seed(store)
+    ids = [r.id for r in store.iter_jobs(page_size=7)]
+    assert ids == [f"job-{i:02d}" for i in range(24, -1, -1)]
+    assert [r.id for r in store.iter_jobs(status="failed", page_size=2)] == [
+        f"job-{i:02d}" for i in (20, 15, 10, 5, 0)
+    ]
+    # The last page's cursor is None; passing it back would start over at page one.
+    _, last = store.list_jobs(limit=100)
+    assert last is None
+
+
 def test_list_filters(store: JobStore) -> None:
     seed(store)
     failed, cursor = store.list_jobs(status="failed")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from conveyor import dashboard
-from conveyor.api import errors
+from conveyor.api import docs, errors
 from conveyor.api.context import ApiContext
 from conveyor.api.fastpath import SubmitFastPath
 from conveyor.api.limits import BodyLimit
@@ -59,8 +59,11 @@ def create_app(conveyor: Conveyor | None = None, *, auth: bool = True) -> FastAP
         "and monitoring. Authenticate with `Authorization: Bearer <key>` "
         "(`conveyor keys create`).",
         lifespan=lifespan,
+        docs_url=None,  # served from local files: conveyor.api.docs
+        redoc_url=None,
     )
     app.state.ctx = ctx
+    docs.install(app)
     errors.install(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (jobs, batches, job_types, queues, workers, dead_letters, monitoring, scaling):

@@ -1,6 +1,6 @@
 """Conveyor's Redis transport: kombu's, with exact priorities.
 
-kombu's Redis transport numbers priorities the other way round from the seeds
+kombu's Redis transport numbers priorities the other way round from Conveyor's
 (0 first), clamps them to 0–9, folds them into four lists by default, and has
 ``BRPOP`` walk priority steps before queues — so a priority-0 message on
 ``batch`` can overtake a priority-9 one on ``critical`` (celery#8967 is one of
@@ -10,7 +10,7 @@ things and nothing else:
 * levels 0–10 each get a list, named ``queue`` (level 0) and ``queue:1`` …
   ``queue:10``, so a level is never merged with another and list names stay
   printable for redis-cli and KEDA;
-* 10 is the most urgent, as Conveyor's API and the seeds use it;
+* 10 is the most urgent, as Conveyor's API uses it;
 * ``BRPOP`` lists the keys queue by queue, most urgent queue first (the
   ``queue_priorities`` transport option), and level by level within a queue;
 * a message whose routing key names a Conveyor queue goes straight to it;

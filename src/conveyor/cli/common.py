@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from conveyor.app import Conveyor, load_app
-from conveyor.settings import Settings
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.settings import Settings
 
 console = Console(highlight=False)
 #: Warnings and notes that must not mix with the output a script reads.
@@ -21,6 +22,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 def get_app() -> Conveyor:
     """The application named by ``CONVEYOR_APP``, or the built-in one."""
+    from conveyor.app import load_app
+    from conveyor.settings import Settings
+
     return load_app(Settings.load().app)
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from conveyor import deadletters
 from conveyor.cli.common import JSON_OPTION, SHORT, console, get_app, print_json, utc_time
 from conveyor.cli.render import as_json as json_text
 from conveyor.cli.tables import Col, fitted
-from conveyor.deadletters import DeadLetter
-from conveyor.settings import parse_duration
+
+if TYPE_CHECKING:
+    from conveyor.deadletters import DeadLetter
 
 dlq = typer.Typer(
     help="Dead letters: failed jobs with their input and error; replay or purge them.",
@@ -34,6 +35,8 @@ def _moment(value: str | None, hint: str) -> float | None:
     if value is None:
         return None
     try:
+        from conveyor.settings import parse_duration
+
         return time.time() - parse_duration(value)
     except ValueError:
         pass
@@ -73,6 +76,8 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List dead letters, most recently failed first."""
+    from conveyor import deadletters
+
     letters = deadletters.list_dead_letters(
         get_app(),
         type=job_type,
@@ -122,6 +127,8 @@ def letters_table(letters: list[DeadLetter], width: int) -> Table:
 @dlq.command()
 def show(job_id: str, as_json: bool = JSON_OPTION) -> None:
     """Show one dead letter: input, error, traceback, attempts, worker."""
+    from conveyor import deadletters
+
     letter = deadletters.get_dead_letter(get_app(), job_id)
     if as_json:
         print_json(letter.model_dump(mode="json"))
@@ -172,10 +179,14 @@ def replay(
         None, "--soft-time-limit", min=0, help="Soft time limit of the new job(s), seconds."
     ),
     force: bool = typer.Option(False, "--force", help="Replay even if replayed before."),
-    limit: int = typer.Option(deadletters.BULK_LIMIT, "--limit", min=1),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="At most this many (default: the bulk limit, 10,000)."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replay one dead letter (by id) or all matching the filters, each as a new job."""
+    from conveyor import deadletters
+
     app = get_app()
     filters = (job_type, queue, error_type, since, until, tenant)
     if job_id is not None:
@@ -206,7 +217,7 @@ def replay(
         since=_moment(since, "'--since'"),
         until=_moment(until, "'--until'"),
         tenant=tenant,
-        limit=limit,
+        limit=limit or deadletters.BULK_LIMIT,
         to_queue=to_queue,
         time_limit=time_limit,
         soft_time_limit=soft_time_limit,
@@ -238,6 +249,8 @@ def purge(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete dead letters for good: one by id, or all matching the filters."""
+    from conveyor import deadletters
+
     app = get_app()
     filters = (job_type, queue, error_type, since, until, tenant)
     _require_target(job_id, every, filters)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
-from conveyor.broker.transport import LEVELS_URGENT_FIRST
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
-from conveyor.doctor import run_checks
-from conveyor.worker.gpu import waiting_for_gpu
 
 
 def queues(as_json: bool = JSON_OPTION) -> None:
     """Waiting jobs per queue and priority level, plus delayed and reserved ones."""
+    from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
+    from conveyor.broker.transport import LEVELS_URGENT_FIRST
+    from conveyor.worker.gpu import waiting_for_gpu
+
     app = get_app()
     app.check_broker()
     depths = queue_depths(app.redis, app.topology)
@@ -61,6 +61,8 @@ def queues(as_json: bool = JSON_OPTION) -> None:
 
 def doctor(as_json: bool = JSON_OPTION) -> None:
     """Check the broker, versions, ffmpeg and GPUs; exit 1 if something required is missing."""
+    from conveyor.doctor import run_checks
+
     checks = run_checks(get_app())
     if as_json:
         print_json([c.__dict__ for c in checks])

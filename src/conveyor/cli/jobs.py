@@ -17,7 +17,6 @@ from conveyor.cli.common import (
     wait_limit,
 )
 from conveyor.cli.render import EXIT_FOR_STATUS, follow, outcome_line, state_table
-from conveyor.worker.registry import unserved
 
 
 def parse_payload(payload: str | None, pairs: list[str]) -> dict[str, Any]:
@@ -76,6 +75,7 @@ def submit(
         job_type, data, priority=priority, queue=queue, delay=delay, idempotency_key=idempotency_key
     )
     target = queue or app.queue_for(app.definition(job_type))
+    from conveyor.worker.registry import unserved
 
     def why() -> str | None:
         return unserved(app.redis, app.settings.heartbeat_s, job_type, target)
@@ -123,6 +123,7 @@ def watch(
     app = get_app()
     job = app.get_job(job_id)
     first = job.state()  # an unknown id is refused before any progress bar is drawn
+    from conveyor.worker.registry import unserved
 
     def why() -> str | None:
         if not (first.type and first.queue):

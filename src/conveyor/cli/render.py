@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.progress import (
@@ -20,9 +20,11 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.cli.common import console, stderr_console
-from conveyor.client import Job
 from conveyor.errors import JobTimeoutError
-from conveyor.state import JobState
+
+if TYPE_CHECKING:
+    from conveyor.client import Job
+    from conveyor.state import JobState
 
 EXIT_FOR_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}
 

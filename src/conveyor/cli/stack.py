@@ -17,7 +17,6 @@ from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import console, get_app
 from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
-from conveyor.settings import Settings, mask_url
 from conveyor.supervisor import ServiceSpec, Stack, already_up, plan_services, plan_workers
 from conveyor.topology import Topology, load_topology
 
@@ -36,6 +35,8 @@ def up(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port of the HTTP API."),
 ) -> None:
     """Start the whole stack: the broker (embedded unless configured) and the workers."""
+    from conveyor.settings import Settings
+
     settings = Settings.load()
     topology = load_topology(settings.config_file)
     sizes = {}
@@ -112,6 +113,8 @@ def _print_stack(stack: Stack, topology: Topology) -> None:
     command = _command()
     where = "embedded Valkey" if stack.embedded else "configured"
     console.print(f"[bold green]Conveyor is up.[/] Home: {stack.home}")
+    from conveyor.settings import mask_url
+
     console.print(f"Broker ({where}): {mask_url(stack.broker_url)}")
     processes = stack.processes()
     if processes:
@@ -202,6 +205,7 @@ def worker(
     from conveyor.worker.process import run_worker
 
     if detach:
+        from conveyor.settings import Settings
         from conveyor.worker.daemon import detach as start_detached
 
         settings = Settings.load()

@@ -6,6 +6,7 @@ import logging
 import signal
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -13,9 +14,11 @@ from rich.table import Table
 from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, SHORT, console, get_app, print_json, utc_time
 from conveyor.cli.tables import Col, fitted
-from conveyor.settings import Settings, parse_duration
-from conveyor.state import STATUSES
-from conveyor.store import JobRecord, open_store
+
+if TYPE_CHECKING:
+    from conveyor.store import JobRecord
+
+# Settings and the store load inside the commands: `conveyor --help` never needs them.
 
 db = typer.Typer(help="The job store's database: schema migrations.", no_args_is_help=True)
 
@@ -34,6 +37,8 @@ def jobs(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List jobs from the job store, newest first."""
+    from conveyor.state import STATUSES
+
     if status is not None and status not in STATUSES:
         # The same values as the API's `status` filter (a 422 there).
         raise typer.BadParameter(
@@ -42,9 +47,14 @@ def jobs(
     cutoff = None
     if since is not None:
         try:
+            from conveyor.settings import parse_duration
+
             cutoff = time.time() - parse_duration(since)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--since'") from None
+    from conveyor.settings import Settings
+    from conveyor.store import open_store
+
     store = open_store(Settings.load())
     try:
         store.check()
@@ -94,6 +104,7 @@ def recorder(
     ),
 ) -> None:
     """Record every event of the stream in the job store (migrates the schema first)."""
+    from conveyor.store import open_store
     from conveyor.store.recorder import Recorder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -129,6 +140,9 @@ def recorder(
 @db.command("upgrade")
 def upgrade() -> None:
     """Apply the job store's schema migrations (the recorder also does this on start)."""
+    from conveyor.settings import Settings
+    from conveyor.store import open_store
+
     store = open_store(Settings.load())
     try:
         before, after = store.upgrade()

@@ -16,7 +16,6 @@ from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError, Conflict
-from conveyor.settings import Settings
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -183,6 +182,7 @@ def autoscale(
     from conveyor.scaling.backends.local import LocalBackend
     from conveyor.scaling.manager import Manager
     from conveyor.scaling.metrics import serve_metrics
+    from conveyor.settings import Settings
 
     logging.basicConfig(
         level=Settings.load().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -265,6 +265,7 @@ def worker_probe(
 ) -> None:
     """Liveness probe: exit 0 if the worker's heartbeat file is fresh, 1 otherwise."""
     from conveyor.scaling.health import heartbeat_file_for, probe, stale_after_s
+    from conveyor.settings import Settings
 
     settings = Settings.load()
     if file is None:

@@ -1,4 +1,4 @@
-"""Seed 000's task monitoring: health, metrics, distribution, performance, stalled jobs.
+"""Task monitoring: health, metrics, distribution, performance, stalled jobs.
 
 Each function returns a plain dict (the documented JSON shape of its endpoint);
 ``store`` is the job store (:class:`conveyor.store.repository.JobStore`).

@@ -14,12 +14,9 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any, cast
 
-import psutil
-
 from conveyor import keys
 from conveyor.errors import ConfigurationError
 from conveyor.scaling.backends.base import Backend, BackendError
-from conveyor.scaling.health import heartbeat_ages, stale_after_s
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -33,6 +30,8 @@ def running_manager(app: Conveyor) -> dict[str, Any] | None:
     A manager on this host whose process has exited (a finished ``autoscale --once``,
     whose report lingers for three polling intervals) does not count.
     """
+    import psutil
+
     raw = app.redis.get(keys.SCALING_MANAGER)
     if not raw:
         return None
@@ -85,6 +84,8 @@ def status(app: Conveyor, decisions: int = 20) -> dict[str, Any]:
     for name, view in profiles.items():
         if name not in pins:
             view["pinned"] = None
+    from conveyor.scaling.health import heartbeat_ages, stale_after_s
+
     stale_s = stale_after_s(app.settings)
     return {
         "manager": json.loads(manager_raw) if manager_raw else None,

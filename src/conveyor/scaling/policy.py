@@ -1,7 +1,7 @@
 """The autoscale policy: from what a profile looks like now to how many workers it should run.
 
 A pure function of its inputs (no Redis, no clock of its own), so every rule is
-unit-tested. The defaults are the seed 000 rules:
+unit-tested. The default rules:
 
 * **backlog** <20 → the minimum (2 by default), 20–49 → 3, 50–100 → 5, >100 → 10
   (steps ``20:3,50:5,101:10``: a backlog ≥ the threshold wants that many);

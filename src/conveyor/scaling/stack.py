@@ -12,10 +12,13 @@ in ``conveyor.toml``), the local stack's minimum is one worker per profile.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from conveyor.settings import Settings
 from conveyor.supervisor import ServiceSpec, WorkerSpec
 from conveyor.topology import Topology
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 SERVICE = "autoscale"
 
@@ -45,7 +48,7 @@ def hand_to_manager(
     argv: tuple[str, ...] = (SERVICE, "--profiles", ",".join(managed))
     if "autoscale_min_workers" not in settings.model_fields_set:
         # A local stack starts small: one worker per profile until its backlog asks for
-        # more (the seeds' production minimum of 2 applies to `conveyor autoscale`).
+        # more (the production minimum of 2 applies to `conveyor autoscale`).
         for profile in managed:
             spec = topology.profile(profile)
             if spec.workers is None:

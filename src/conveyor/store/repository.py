@@ -6,7 +6,7 @@ import base64
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -200,6 +200,8 @@ class JobStore:
         ``since``/``until`` are unix times bounding ``created_at`` (``until`` excluded);
         ``payload_match`` (field, value) keeps jobs whose payload's top-level field
         equals the value as text.
+        ``cursor=None`` asks for the first page, so stop when the cursor returned is
+        None (or use :meth:`iter_jobs`, which does).
         """
         query = _where_equal(
             select(JobRow),
@@ -226,6 +228,36 @@ class JobStore:
         more = len(rows) > limit and records
         next_cursor = _encode_cursor(records[-1].created_at, records[-1].id) if more else None
         return records, next_cursor
+
+    def iter_jobs(
+        self,
+        status: str | None = None,
+        type: str | None = None,
+        queue: str | None = None,
+        tenant: str | None = None,
+        since: float | None = None,
+        page_size: int = 500,
+    ) -> Iterator[JobRecord]:
+        """Every job that matches, newest first, read page by page.
+
+        :meth:`list_jobs` returns ``None`` as the cursor after the last page, and a
+        call with ``cursor=None`` starts again at the first page; this follows the
+        cursors and stops there.
+        """
+        cursor: str | None = None
+        while True:
+            page, cursor = self.list_jobs(
+                status=status,
+                type=type,
+                queue=queue,
+                tenant=tenant,
+                since=since,
+                limit=page_size,
+                cursor=cursor,
+            )
+            yield from page
+            if cursor is None:
+                return
 
     def count_by_status(
         self, tenant: str | None = None, since: float | None = None

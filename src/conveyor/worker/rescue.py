@@ -40,7 +40,6 @@ from typing import Any
 import redis
 
 from conveyor import keys
-from conveyor.broker.transport import held_tags
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 from conveyor.worker.registry import MISSED_BEATS
 
@@ -138,6 +137,9 @@ class Rescuer:
 
     def renew(self, pipe: Any) -> None:
         """Add the renewal of this worker's leases to ``pipe`` (the heartbeat's)."""
+        # Imported here: the scaling commands read this module's keys without kombu.
+        from conveyor.broker.transport import held_tags
+
         tags = held_tags()
         if tags:
             now = time.time()

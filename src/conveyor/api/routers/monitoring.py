@@ -1,4 +1,4 @@
-"""``/api/v1/monitoring/…``: seed 000's task monitoring set and host resources."""
+"""``/api/v1/monitoring/…``: task health, metrics, performance, stalled jobs; host resources."""
 
 from __future__ import annotations
 

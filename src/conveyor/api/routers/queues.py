@@ -1,4 +1,4 @@
-"""``/api/v1/queues`` (and seed 000's ``/api/v1/generate/queue/status``)."""
+"""``/api/v1/queues`` (and the older ``/api/v1/generate/queue/status`` path)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def list_queues(app: App, principal: Reader) -> QueuesOverview:
 
 @router.get("/generate/queue/status", response_model=QueuesOverview)
 def queue_status(app: App, principal: Reader) -> QueuesOverview:
-    """The same as ``GET /queues``, at the path seed 000's clients call."""
+    """The same as ``GET /queues``, at the path existing generation clients call."""
     return list_queues(app, principal)
 
 
