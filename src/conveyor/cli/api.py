@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import DATE, JSON_OPTION, console, get_app, print_json, utc_time
 from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError
@@ -77,6 +76,8 @@ def api(
     from conveyor.api import create_app
 
     app = get_app()
+    from conveyor.broker.outage import wait_until_reachable
+
     wait_until_reachable(
         app.broker_url,
         timeout_s=app.settings.broker_connect_timeout_s,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from conveyor import schedules as schedules_core
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
-from conveyor.settings import mask_url
 
 schedules = typer.Typer(
     help="Periodic jobs: list them (next and last run), pause, resume or run one now.",
@@ -17,6 +16,13 @@ schedules = typer.Typer(
 )
 
 NAME = typer.Argument(..., help="The schedule's name (see `conveyor schedules`).")
+
+
+def _core() -> Any:
+    # Loaded on use: it imports Celery, which `conveyor --help` should not pay for.
+    from conveyor import schedules
+
+    return schedules
 
 
 def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
@@ -36,7 +42,7 @@ def list_schedules(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List every schedule with its next run, last run and the last run's job id."""
     if ctx.invoked_subcommand is not None:
         return
-    views = schedules_core.views(get_app())
+    views = _core().views(get_app())
     if as_json:
         print_json([v.as_dict() for v in views])
         return
@@ -65,23 +71,23 @@ def list_schedules(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @schedules.command()
 def pause(name: str = NAME) -> None:
     """Pause a schedule: its runs are skipped until it is resumed."""
-    schedules_core.set_paused(get_app(), name, True)
+    _core().set_paused(get_app(), name, True)
     console.print(f"Schedule {name} paused.")
 
 
 @schedules.command()
 def resume(name: str = NAME) -> None:
     """Resume a paused schedule (from its next due time)."""
-    schedules_core.set_paused(get_app(), name, False)
+    _core().set_paused(get_app(), name, False)
     console.print(f"Schedule {name} resumed.")
 
 
 @schedules.command("run-now")
 def run_now(name: str = NAME) -> None:
     """Submit a schedule's job now (its timing is unchanged)."""
-    job_id = schedules_core.run_now(get_app(), name)
+    job_id = _core().run_now(get_app(), name)
     if job_id is None:
-        view = next(v for v in schedules_core.views(get_app()) if v.name == name)
+        view = next(v for v in _core().views(get_app()) if v.name == name)
         console.print(f"[red]Schedule {name} could not submit its job:[/] {view.last_error}")
         raise typer.Exit(1)
     console.print(f"Schedule {name}: job {job_id} submitted.")
@@ -124,6 +130,8 @@ def flower(
         raise typer.Exit(2) from None
     app = get_app()
     app.check_broker()
+    from conveyor.settings import mask_url
+
     console.print(f"Flower on http://{address}:{port} (broker {mask_url(app.broker_url)})")
     from conveyor.monitor.flower import run_flower
 

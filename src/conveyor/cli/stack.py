@@ -13,7 +13,6 @@ from types import FrameType
 import typer
 from rich.table import Table
 
-from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import console, get_app
 from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
@@ -222,6 +221,8 @@ def worker(
         filename=logfile,
     )
     app = get_app()
+    from conveyor.broker.outage import wait_until_reachable
+
     wait_until_reachable(
         app.broker_url,
         timeout_s=app.settings.broker_connect_timeout_s,

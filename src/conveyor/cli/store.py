@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, SHORT, console, get_app, print_json, utc_time
 from conveyor.cli.tables import Col, fitted
 
@@ -110,6 +109,8 @@ def recorder(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = get_app()
+    from conveyor.broker.outage import wait_until_reachable
+
     wait_until_reachable(
         app.broker_url,
         timeout_s=app.settings.broker_connect_timeout_s,

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from conveyor.broker.outage import wait_until_reachable
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError, Conflict
@@ -188,6 +187,8 @@ def autoscale(
         level=Settings.load().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = get_app()
+    from conveyor.broker.outage import wait_until_reachable
+
     wait_until_reachable(
         app.broker_url,
         timeout_s=app.settings.broker_connect_timeout_s,
