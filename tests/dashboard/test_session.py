@@ -36,7 +36,8 @@ def test_a_key_without_read_scope_cannot_sign_in(dash: Dash) -> None:
 
 def test_every_page_renders_for_a_signed_in_reader(dash: Dash) -> None:
     http = dash.sign_in("reader")
-    for path in ("/", "/jobs", f"/jobs/{dash.jobs['a']}", "/dead-letters", "/workers", "/batches"):
+    pages = ("/", "/jobs", f"/jobs/{dash.jobs['a']}", "/dead-letters", "/workers", "/batches")
+    for path in (*pages, "/schedules"):
         reply = http.get(path)
         assert reply.status_code == 200, (path, reply.text[:300])
         assert "text/html" in reply.headers["content-type"]
@@ -162,3 +163,24 @@ def test_an_admin_pins_and_releases_a_profile(dash: Dash) -> None:
     assert "unknown+profile" in bad.headers["location"]
     http.post("/workers/release", data={"profile": "batch", "csrf": csrf})
     assert dash.app.redis.hget("conveyor:scaling:pins", "batch") is None
+
+
+def test_schedules_are_listed_and_an_admin_pauses_and_runs_one(dash: Dash) -> None:
+    from conveyor import schedules
+
+    name = sorted(dash.app.schedules())[0]
+    reader = dash.sign_in("reader").get("/schedules").text
+    assert name in reader and "Pause" not in reader
+    http = dash.sign_in("admin")
+    csrf = dash.csrf("/schedules")
+    assert "Run now" in http.get("/schedules").text
+    reply = http.post(f"/schedules/{name}/pause", data={"csrf": csrf})
+    assert reply.status_code == 303 and "paused" in reply.headers["location"]
+    assert schedules.is_paused(dash.app, name)
+    assert "Resume" in http.get("/schedules").text
+    http.post(f"/schedules/{name}/resume", data={"csrf": csrf})
+    assert not schedules.is_paused(dash.app, name)
+    ran = http.post(f"/schedules/{name}/run-now", data={"csrf": csrf})
+    assert "submitted" in ran.headers["location"]
+    [view] = [v for v in schedules.views(dash.app) if v.name == name]
+    assert view.last_job_id is not None and view.last_job_id in http.get("/schedules").text

@@ -5,9 +5,8 @@ Jinja2 templates (``templates/``), styled by one stylesheet and enhanced by one
 small script (``static/``); everything ships in the wheel, so the dashboard works
 air-gapped.
 
-A page for periodic jobs (schedules) goes in :data:`conveyor.dashboard.render.NAV`
-
-and a route module beside ``routes.py`` once schedules have an API.
+Each page is a route in ``routes.py``, a template, and an entry in
+:data:`conveyor.dashboard.render.NAV`.
 """
 
 from __future__ import annotations

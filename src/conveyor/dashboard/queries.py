@@ -20,7 +20,7 @@ from conveyor.api.metrics import recorder_lag
 from conveyor.monitor import tasks
 from conveyor.monitor.queues import QueueView, backlog_totals, queue_views
 from conveyor.store.activity import Activity, activity
-from conveyor.store.models import ApiKeyRow
+from conveyor.store.models import ApiKeyRow, table_prefix
 from conveyor.worker.registry import WorkerInfo, live_workers
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -51,7 +51,8 @@ def _by_queue(ctx: ApiContext, statuses: tuple[str, ...], tenant: str | None) ->
     store = ctx.store()
     # SQLite would rather walk the queue index to group, reading every row (seconds at
     # 1 M jobs); told to, it reads only the rows of these statuses.
-    source = "jobs INDEXED BY ix_jobs_status_created" if store.dialect == "sqlite" else "jobs"
+    table = table_prefix() + "jobs"
+    source = f"{table} INDEXED BY ix_{table}_status_created" if store.dialect == "sqlite" else table
     where = "status IN :statuses" + (" AND tenant = :tenant" if tenant is not None else "")
     query = text(f"SELECT queue, count(*) FROM {source} WHERE {where} GROUP BY queue")
     query = query.bindparams(bindparam("statuses", expanding=True))

@@ -66,6 +66,7 @@ NAV: list[tuple[str, str]] = [
     ("/dead-letters", "Dead letters"),
     ("/workers", "Workers & scaling"),
     ("/batches", "Batches"),
+    ("/schedules", "Schedules"),
 ]
 
 

@@ -443,3 +443,32 @@ def batches_page(request: Request) -> Response:
         return "batches.html", {"batches": found}
 
     return _page(request, build)
+
+
+@router.get("/schedules")
+def schedules_page(request: Request) -> Response:
+    """Every periodic job: when it runs next, its last run and that run's job."""
+    from conveyor import schedules
+
+    def build(viewer: Viewer) -> tuple[str, dict[str, Any]]:
+        return "schedules.html", {"schedules": schedules.views(_ctx(request).app)}
+
+    return _page(request, build)
+
+
+@router.post("/schedules/{name}/{verb}")
+async def schedule_action(request: Request, name: str, verb: str) -> Response:
+    """Run a schedule now, pause or resume it (admin)."""
+    from conveyor import schedules
+
+    def action(viewer: Viewer, form: Form) -> str:
+        app = _ctx(request).app
+        if verb == "run-now":
+            job_id = schedules.run_now(app, name)
+            return f"{name}: job {job_id} submitted" if job_id else f"{name}: not submitted"
+        if verb in ("pause", "resume"):
+            schedules.set_paused(app, name, verb == "pause")
+            return f"{name} {verb}d"
+        raise NotFound(f"no schedule action {verb!r}; use run-now, pause or resume")
+
+    return await _act(request, "/schedules", action)
