@@ -33,6 +33,11 @@ class JobTask(Task):  # type: ignore[type-arg]
 
     conveyor_app: Conveyor
     conveyor_definition: JobDefinition
+    #: Conveyor sends each job's Celery task events itself, in the same step as its
+    #: state change. Celery's own (switched on by Flower's ``enable_events``) would
+    #: report every job as succeeded once its function returned, failed jobs too,
+    #: and duplicate the rest.
+    send_events = False
     #: Stock Celery messages (and ETAs) are adopted as Conveyor jobs before they run.
     Strategy = "conveyor.compat.strategy:job_strategy"
 
