@@ -54,8 +54,10 @@ def test_sse_shows_state_then_progress_to_succeeded(api: Api) -> None:
 
 def test_last_event_id_resumes_without_loss_or_repeats(api: Api) -> None:
     with api.client() as http:
+        # Delayed, so the stream is open before the first step even on a loaded machine.
         job = http.post(
-            "/api/v1/jobs", json={"type": "diag.sleep", "payload": {"seconds": 1.0, "steps": 5}}
+            "/api/v1/jobs",
+            json={"type": "diag.sleep", "payload": {"seconds": 1.0, "steps": 5}, "delay": 1.5},
         ).json()
     head = read_sse(api, job["id"], stop_after=2)  # the state and one live event, then drop
     rest = read_sse(api, job["id"], last_event_id=head[-1]["id"])
