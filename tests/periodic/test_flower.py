@@ -49,14 +49,22 @@ def test_flower_serves_its_api_with_workers_and_tasks(
         with WorkerProcess(broker_url, log_path=tmp_path / "worker.log") as worker:
             health = wait_until(lambda: get("/healthcheck"), timeout=60, what=f"flower ({log})")
             assert health.text == "OK"
-            job = app.submit("diag.noop", {})
-            job.wait(timeout=30)
 
             def worker_listed() -> bool:
                 answer = get("/api/workers?refresh=1")
                 return answer is not None and worker.name in answer.json()
 
             wait_until(worker_listed, timeout=60, interval=0.5, what="the worker in /api/workers")
+
+            def events_seen() -> bool:
+                # Flower's event receiver is subscribed once a worker heartbeat reached it;
+                # a job's events sent before that would never reach it.
+                answer = get("/api/workers?status=1")
+                return answer is not None and bool(answer.json().get(worker.name))
+
+            wait_until(events_seen, timeout=60, interval=0.5, what="the worker's heartbeat")
+            job = app.submit("diag.noop", {})
+            job.wait(timeout=30)
 
             def task_listed() -> bool:
                 answer = get("/api/tasks")
