@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from conveyor.cli.common import JSON_OPTION, console, get_app, print_json, utc_time
+from conveyor.cli.tables import Col, fitted
 
 schedules = typer.Typer(
     help="Periodic jobs: list them (next and last run), pause, resume or run one now.",
@@ -49,22 +49,32 @@ def list_schedules(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if not views:
         console.print("No schedules (declare them with @app.periodic or [schedules.NAME]).")
         return
-    table = Table(
-        "schedule", "job", "when", "next run (UTC)", "last run (UTC)", "last job", "state"
-    )
+    columns = [
+        Col("schedule"),
+        Col("next run (UTC)", drop=1),
+        Col("state", drop=2, fold=True),
+        Col("last job", drop=3),
+        Col("last run (UTC)", drop=4),
+        Col("when", drop=5),
+        Col("job", drop=6),
+    ]
+    rows = []
     for v in views:
         state = "disabled" if not v.enabled else "paused" if v.paused else "active"
         if v.last_error:
             state += f" (last: {v.last_error})"
-        table.add_row(
-            v.name,
-            v.job,
-            v.when,
-            utc_time(v.next_run_at),
-            utc_time(v.last_run_at),
-            v.last_job_id or "-",
-            state,
+        rows.append(
+            [
+                v.name,
+                utc_time(v.next_run_at),
+                state,
+                v.last_job_id or "-",
+                utc_time(v.last_run_at),
+                v.when,
+                v.job,
+            ]
         )
+    table = fitted(columns, rows, console.width)
     console.print(table)
 
 
