@@ -47,6 +47,7 @@ def capture(browser: Any, stack: Stack, out: Path) -> None:
         "dead-letters": "/dead-letters",
         "workers": "/workers",
         "batches": "/batches",
+        "schedules": "/schedules",
     }
     for scheme in ("light", "dark"):
         context = browser.new_context(

@@ -451,7 +451,8 @@ def schedules_page(request: Request) -> Response:
     from conveyor import schedules
 
     def build(viewer: Viewer) -> tuple[str, dict[str, Any]]:
-        return "schedules.html", {"schedules": schedules.views(_ctx(request).app)}
+        found = schedules.views(_ctx(request).app)
+        return "schedules.html", {"schedules": found, "now": time.time()}
 
     return _page(request, build)
 
