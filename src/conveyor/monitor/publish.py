@@ -1,6 +1,6 @@
 """The resource monitor: one host's CPU, memory, disk and GPU, published through Redis.
 
-Each sample (seed 003's shape, per host) is written in one round trip to
+Each sample (one per host) is written in one round trip to
 
 * ``conveyor:resources:latest`` — a hash, hostname → the host's latest sample;
 * ``conveyor:resources:history:{host}`` — the host's last ``CONVEYOR_RESOURCES_HISTORY``
