@@ -53,15 +53,3 @@ def test_an_unknown_target_or_profile_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert not list(tmp_path.iterdir())
-
-
-def test_the_cli_defaults_are_the_renderers() -> None:
-    from conveyor import deploy
-    from conveyor.cli import deploy as cli_deploy
-    from conveyor.deploy import plan
-
-    assert cli_deploy.TARGETS == deploy.TARGETS
-    assert (cli_deploy.DEFAULT_IMAGE, cli_deploy.DEFAULT_NAMESPACE) == (
-        plan.DEFAULT_IMAGE,
-        plan.DEFAULT_NAMESPACE,
-    )

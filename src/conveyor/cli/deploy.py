@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import typer
 
 from conveyor.cli.common import console
+from conveyor.deploy import DEFAULT_IMAGE, DEFAULT_NAMESPACE, TARGETS
 from conveyor.errors import ConfigurationError
-
-# Kept here (not imported from conveyor.deploy) so `conveyor --help` loads no settings.
-DEFAULT_IMAGE = "conveyor:latest"
-DEFAULT_NAMESPACE = "conveyor"
-TARGETS = ("compose", "kubernetes", "systemd")
 
 deploy = typer.Typer(help="Deployment files (compose, Kubernetes, systemd) from the profiles.")
 
@@ -29,7 +24,7 @@ def render_command(
     out: Path = typer.Option(Path("deploy"), "--out", help="Directory to write the files in."),
 ) -> None:
     """Write TARGET's files from conveyor.toml's profiles and the settings."""
-    from conveyor.deploy import Target, make_plan, render, write
+    from conveyor.deploy import make_plan, render, write
     from conveyor.settings import Settings
     from conveyor.topology import load_topology
 
@@ -40,7 +35,7 @@ def render_command(
     plan = make_plan(
         settings, load_topology(settings.config_file), chosen, image=image, namespace=namespace
     )
-    for path in write(render(cast(Target, target), plan), out):
+    for path in write(render(target, plan), out):
         console.print(f"wrote {path}")
 
 

@@ -2,81 +2,47 @@
 
 ``conveyor deploy render TARGET`` calls :func:`render` and :func:`write`; the
 repository's ``deploy/`` holds the defaults (a test renders them again and
-compares, so they cannot drift).
+compares, so they cannot drift). The names below load on first use, so the CLI
+can read the targets and defaults without YAML or the settings.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+import importlib
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
-from conveyor.deploy import compose, kubernetes, systemd
-from conveyor.deploy.plan import DeployPlan, make_plan
+if TYPE_CHECKING:
+    from conveyor.deploy.plan import DeployPlan, make_plan
+    from conveyor.deploy.files import render, to_yaml, write
 
 Target = Literal["compose", "kubernetes", "systemd"]
 TARGETS: tuple[Target, ...] = ("compose", "kubernetes", "systemd")
+DEFAULT_IMAGE = "conveyor:latest"
+DEFAULT_NAMESPACE = "conveyor"
 
-__all__ = ["TARGETS", "DeployPlan", "Target", "make_plan", "render", "to_yaml", "write"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_NAMESPACE",
+    "TARGETS",
+    "DeployPlan",
+    "Target",
+    "make_plan",
+    "render",
+    "to_yaml",
+    "write",
+]
 
-
-class _Dumper(yaml.SafeDumper):
-    """Writes a shared value out in full each time: no ``&id001`` anchors for readers."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def to_yaml(*documents: Any) -> str:
-    """``documents`` as one YAML stream (``---`` between them), keys in their given order."""
-    return "---\n".join(
-        yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
-        for doc in documents
-    )
-
-
-def render(target: Target, plan: DeployPlan) -> dict[str, str]:
-    """Relative path → text of every file ``target`` consists of."""
-    if target == "compose":
-        return {compose.FILE_NAME: compose.HEADER + to_yaml(compose.compose_file(plan))}
-    if target == "kubernetes":
-        files = {
-            f"kubernetes/{name}": _k8s_header(name) + to_yaml(*build(plan))
-            for name, build in kubernetes.FILES.items()
-        }
-        kustomization = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "namespace": plan.namespace,
-            "resources": kubernetes.BASE,
-        }
-        files["kubernetes/kustomization.yaml"] = _k8s_header("") + to_yaml(kustomization)
-        return files
-    return {f"systemd/{name}": text for name, text in systemd.units(plan).items()}
+_HOMES = {
+    "DeployPlan": "conveyor.deploy.plan",
+    "make_plan": "conveyor.deploy.plan",
+    "render": "conveyor.deploy.files",
+    "to_yaml": "conveyor.deploy.files",
+    "write": "conveyor.deploy.files",
+}
 
 
-def _k8s_header(name: str) -> str:
-    lines = ["# Rendered by `conveyor deploy render kubernetes`: render again rather than edit."]
-    if name == "secrets.yaml":
-        lines.append("# Not applied by `kubectl apply -k`: replace every CHANGE-ME and apply this")
-        lines.append("# file, or create the two Secrets with kubectl (docs/deployment.md).")
-    if name in ("keda.yaml", "hpa.yaml"):
-        lines.append("# An alternative to the manager's scaling: apply it, and drop these profiles")
-        lines.append("# from the manager's --profiles, so one autoscaler drives each Deployment.")
-    if name == "hpa.yaml":
-        lines.append(
-            "# Needs prometheus-adapter exposing conveyor_profile_backlog as an external metric."
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write(files: dict[str, str], out: Path) -> list[Path]:
-    """Write ``files`` under ``out``; the paths written."""
-    written = []
-    for relative, text in files.items():
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'conveyor.deploy' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from conveyor.deploy import DEFAULT_IMAGE, DEFAULT_NAMESPACE
 from conveyor.errors import ConfigurationError
 from conveyor.scaling.policy import parse_backlog_steps
 from conveyor.settings import Settings
 from conveyor.topology import Profile, Topology
 
-DEFAULT_IMAGE = "conveyor:latest"
-DEFAULT_NAMESPACE = "conveyor"
 #: Seconds a stopping worker gets beyond the hard time limit: the limit's kill,
 #: the job's failure or retry and the acknowledgement all happen inside it.
 STOP_MARGIN_S = 60
