@@ -12,6 +12,7 @@ and the event script pushes it in the same atomic step as the event.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 
@@ -68,3 +69,9 @@ def redis_message(
         },
     }
     return keys.queue_list(queue, level), dumps(envelope)
+
+
+def message_body(envelope: dict[str, Any]) -> Any:
+    """The decoded body of a message read from a broker list (base64 JSON, as kombu
+    writes it); raises ``ValueError``/``TypeError`` for one that is not."""
+    return json.loads(base64.b64decode(envelope.get("body", "")))

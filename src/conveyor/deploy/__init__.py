@@ -12,8 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from conveyor.deploy.plan import DeployPlan, make_plan
     from conveyor.deploy.files import render, to_yaml, write
+    from conveyor.deploy.plan import DeployPlan, make_plan
 
 Target = Literal["compose", "kubernetes", "systemd"]
 TARGETS: tuple[Target, ...] = ("compose", "kubernetes", "systemd")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import redis
 
 from conveyor import keys
 from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
+from conveyor.broker.message import message_body
 from conveyor.broker.transport import LEVELS
 from conveyor.topology import Topology
 from conveyor.worker.registry import live_workers
@@ -41,7 +41,7 @@ def _message_job_id(raw: bytes) -> str | None:
         return job_id
     # Celery protocol 1 keeps the id in the body.
     try:
-        body = json.loads(base64.b64decode(message.get("body", "")))
+        body = message_body(message)
     except (ValueError, TypeError):
         return None
     return body.get("id") if isinstance(body, dict) else None

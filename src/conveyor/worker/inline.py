@@ -8,13 +8,13 @@ process (so no time limits, pool or heartbeat).
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import time
 from typing import TYPE_CHECKING, Any
 
 from conveyor import keys
+from conveyor.broker.message import message_body
 from conveyor.broker.transport import LEVELS_URGENT_FIRST
 from conveyor.delayed import Mover
 from conveyor.errors import UnknownJobType
@@ -29,7 +29,7 @@ def decode(raw: bytes) -> tuple[str, str, Any, dict[str, Any], int | None]:
     """``(task name, job id, payload, meta, priority)`` of a message on a queue list."""
     envelope = json.loads(raw)
     headers = envelope["headers"]
-    body = json.loads(base64.b64decode(envelope["body"]))
+    body = message_body(envelope)
     args, kwargs = body[0], body[1]
     payload = args[0] if args else None
     meta = dict((kwargs or {}).get("meta") or {})
