@@ -102,7 +102,9 @@ class Conveyor:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
         self.middleware: list[Middleware] = list(middleware)
+        # Worked out once: submits and deliveries skip hooks no middleware overrides.
         self._enqueue_hooks = overriding(self.middleware, "before_enqueue")
+        self.before_job_hooks = overriding(self.middleware, "before_job")
         self._definitions: dict[str, JobDefinition] = {}
         self._writer: tuple[int, EventWriter] | None = None
         #: ``@app.on_worker_start`` hooks, run once per job-running process.

@@ -30,7 +30,7 @@ from conveyor.errors import (
 )
 from conveyor.events import TERMINAL, new_event
 from conveyor.jobs import JobContext, JobDefinition, backoff_delay, remove_job_tempdirs
-from conveyor.middleware.chain import CONTROL, call_hooks, overriding
+from conveyor.middleware.chain import CONTROL, call_hooks
 from conveyor.middleware.outcome import Outcome
 from conveyor.worker.deadletter import send_dead_letter
 
@@ -232,7 +232,7 @@ class Execution:
             return None
         ctx = JobContext(self)
         params: Any = _UNVALIDATED
-        if refused is None and overriding(self.app.middleware, "before_job"):
+        if refused is None and self.app.before_job_hooks:
             params = self._before_job(ctx)
             if params is _HANDLED:
                 return None
@@ -343,7 +343,7 @@ class Execution:
         except PayloadInvalid:
             return _UNVALIDATED
         try:
-            call_hooks(self.app.middleware, "before_job", ctx, params, passes=CONTROL)
+            call_hooks(self.app.before_job_hooks, "before_job", ctx, params, passes=CONTROL)
         except SkipJob as exc:
             self._skip(exc)
             return _HANDLED
