@@ -31,7 +31,7 @@ import psutil
 from conveyor import Conveyor, Settings
 from conveyor.scaling import status
 from conveyor.testing import embedded_broker, wait_until
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 
 def start_manager(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -26,10 +26,10 @@ if TYPE_CHECKING:
         UnknownJobType,
     )
     from conveyor.jobs import JobContext, JobDefinition
-    from conveyor.limits import SoftTimeLimitExceeded, TimeLimitExceeded
     from conveyor.middleware import Middleware, Outcome
     from conveyor.settings import Settings
     from conveyor.state import JobState
+    from conveyor.timelimits import SoftTimeLimitExceeded, TimeLimitExceeded
     from conveyor.topology import Profile, Queue, Topology
 
 #: Where each public name lives: imported on first use, so that `conveyor --help`
@@ -39,8 +39,8 @@ _HOMES = {
     "Job": "conveyor.client",
     "JobContext": "conveyor.jobs",
     "JobDefinition": "conveyor.jobs",
-    "SoftTimeLimitExceeded": "conveyor.limits",
-    "TimeLimitExceeded": "conveyor.limits",
+    "SoftTimeLimitExceeded": "conveyor.timelimits",
+    "TimeLimitExceeded": "conveyor.timelimits",
     "Middleware": "conveyor.middleware",
     "Outcome": "conveyor.middleware",
     "Settings": "conveyor.settings",

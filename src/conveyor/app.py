@@ -33,7 +33,7 @@ from conveyor.events import EventWriter, new_event
 from conveyor.jobs import JobDefinition, JobFunction, make_definition
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
-from conveyor.ratelimit import RateLimiter
+from conveyor.ratelimits import RateLimiter
 from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
@@ -41,7 +41,7 @@ from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, l
 if TYPE_CHECKING:
     from celery import Celery
 
-    from conveyor.celery_events import CeleryEvents
+    from conveyor.engine.events import CeleryEvents
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -294,13 +294,13 @@ class Conveyor:
     @cached_property
     def celery_events(self) -> CeleryEvents:
         """Builds the Celery-format task events that Flower reads."""
-        from conveyor.celery_events import CeleryEvents
+        from conveyor.engine.events import CeleryEvents
 
         return CeleryEvents(self.broker_url, hostname=f"client@{socket.gethostname()}")
 
     def task_sent_event(self, spec: dict[str, Any]) -> tuple[str, str]:
         """The ``task-sent`` event for one published attempt."""
-        from conveyor.celery_events import task_fields
+        from conveyor.engine.events import task_fields
 
         fields = task_fields(spec["id"], spec["type"], spec["payload"], _meta(spec))
         fields.update(queue=spec["queue"], exchange=spec["queue"], routing_key=spec["queue"])
@@ -309,9 +309,9 @@ class Conveyor:
     @cached_property
     def celery(self) -> Celery:
         """The Celery app, configured and with every job type registered as a task."""
-        from conveyor.engine import build_celery
+        from conveyor.engine.config import build_celery
+        from conveyor.engine.task import register
         from conveyor.worker import guard
-        from conveyor.worker.adapter import register
         from conveyor.worker.deadletter import register_dead_letter_task
 
         app = build_celery(
@@ -347,7 +347,7 @@ class Conveyor:
         ``tenant``, ``batch_id``, ``tags`` and ``replay_of`` (the job this one
         re-runs) are recorded with the job (live state, ``queued`` event, store).
         ``time_limit`` / ``soft_time_limit`` override the job type's limits for this
-        job and its retries (see :func:`conveyor.limits.resolve_limits`).
+        job and its retries (see :func:`conveyor.timelimits.resolve_limits`).
 
         Raises :class:`UnknownJobType`, :class:`PayloadInvalid` or
         :class:`InvalidSubmission` before anything is enqueued, and
@@ -359,8 +359,8 @@ class Conveyor:
         priority = self._check_priority(priority, definition, queue)
         hard, soft = None, None
         if time_limit is not None or soft_time_limit is not None:
-            from conveyor.engine import visibility_timeout
-            from conveyor.limits import resolve_limits
+            from conveyor.engine.config import visibility_timeout
+            from conveyor.timelimits import resolve_limits
 
             hard, soft = resolve_limits(
                 definition,
@@ -459,7 +459,7 @@ class Conveyor:
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        """Shared per-job-type rate limits (:mod:`conveyor.ratelimit`)."""
+        """Shared per-job-type rate limits (:mod:`conveyor.ratelimits`)."""
         return RateLimiter(self.redis)
 
     def _claim_idempotency(self, key: str, job_id: str) -> str | None:
@@ -554,11 +554,11 @@ class Conveyor:
         """The message to push with the ``queued`` event, or None to publish through Celery.
 
         Direct on Conveyor's Redis transport without compression (see
-        :mod:`conveyor.broker.message`); through Celery's producer otherwise.
+        :mod:`conveyor.engine.message`); through Celery's producer otherwise.
         """
         # Here, not at import: Celery and kombu cost a quick command (`conveyor status`) a lot.
-        from conveyor.broker.message import redis_message
-        from conveyor.broker.transport import TRANSPORT_PATH
+        from conveyor.engine.message import redis_message
+        from conveyor.engine.transport import TRANSPORT_PATH
 
         conf = self.celery.conf
         if conf.broker_transport != TRANSPORT_PATH or conf.task_compression:

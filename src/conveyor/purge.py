@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from conveyor import keys
-from conveyor.broker.transport import LEVELS
 from conveyor.client import add_cancel
+from conveyor.engine.transport import LEVELS
 from conveyor.errors import NotFound
 from conveyor.state import JobState
 

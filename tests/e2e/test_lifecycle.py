@@ -13,7 +13,7 @@ import redis
 from celery import Celery
 
 from conveyor import Conveyor, Settings, keys
-from conveyor.broker.transport import TRANSPORT_PATH
+from conveyor.engine.transport import TRANSPORT_PATH
 from conveyor.testing import WorkerProcess, wait_until
 
 

@@ -17,7 +17,7 @@ from conveyor import Conveyor, keys
 from conveyor.errors import InvalidSubmission
 from conveyor.events import new_event
 from conveyor.jobs import JobContext, job_tempdir_root, remove_job_tempdirs
-from conveyor.limits import resolve_limits
+from conveyor.timelimits import resolve_limits
 from conveyor.worker.deadletter import DEAD_LETTER_TASK
 from conveyor.worker.executor import record_hard_time_limit
 

@@ -12,7 +12,7 @@ import redis
 
 from conveyor import Conveyor, Settings, delayed, keys
 from conveyor.errors import ConfigurationError
-from conveyor.ratelimit import parse_rate
+from conveyor.ratelimits import parse_rate
 from conveyor.testing import WorkerProcess, wait_until
 from tests.chaos.conftest import stop_together
 from tests.reliability.apps import batch_worker, register

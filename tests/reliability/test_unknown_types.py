@@ -8,7 +8,7 @@ from typing import Any
 import redis
 
 from conveyor import Conveyor, Settings, keys
-from conveyor.worker.registry import Heartbeat
+from conveyor.worker.heartbeats import Heartbeat
 from conveyor.worker.unknown import HOPS_FIELD, Delivery, UnknownTypes, pause_s
 
 

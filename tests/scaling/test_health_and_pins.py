@@ -13,7 +13,7 @@ from typing import Any
 from conveyor import Conveyor
 from conveyor.scaling import status
 from conveyor.testing import wait_until
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 
 def live(app: Conveyor) -> dict[str, int]:

@@ -16,7 +16,7 @@ from conveyor.scaling.stack import hand_to_manager
 from conveyor.supervisor import plan_services, plan_workers
 from conveyor.testing import wait_until
 from conveyor.topology import default_topology
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 
 def test_worker_over_its_memory_limit_is_replaced(

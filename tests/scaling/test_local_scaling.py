@@ -8,7 +8,7 @@ from typing import Any
 from conveyor import Conveyor
 from conveyor.scaling import status
 from conveyor.testing import wait_until
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 POLL_S = 1.0
 

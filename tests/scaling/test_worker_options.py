@@ -15,7 +15,7 @@ import psutil
 
 from conveyor import Conveyor, Settings
 from conveyor.testing import WorkerProcess, wait_until
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 
 def _pool(pid: int) -> int:

@@ -59,7 +59,7 @@ def test_an_existing_home_keeps_its_mode(tmp_path: Path, loose_umask: None) -> N
 def test_a_home_created_by_a_workers_heartbeat_is_private(
     tmp_path: Path, loose_umask: None
 ) -> None:
-    from conveyor.worker.registry import touch
+    from conveyor.worker.heartbeats import touch
 
     home = tmp_path / "fresh" / "home"
     touch(home / "heartbeats" / "w1.beat")

@@ -77,7 +77,7 @@ def test_backoff_schedule_follows_the_list_and_caps() -> None:
 
 
 def test_visibility_timeout_is_above_every_hard_limit() -> None:
-    from conveyor.engine import visibility_timeout
+    from conveyor.engine.config import visibility_timeout
 
     app = make_app()
 
@@ -93,7 +93,7 @@ def test_visibility_timeout_is_above_every_hard_limit() -> None:
 def test_visibility_timeout_covers_the_profiles_hard_limits() -> None:
     from dataclasses import replace
 
-    from conveyor.engine import visibility_timeout
+    from conveyor.engine.config import visibility_timeout
     from conveyor.topology import default_topology
 
     app = make_app()
@@ -115,7 +115,7 @@ def test_visibility_timeout_covers_the_profiles_hard_limits() -> None:
 def test_worker_limits_flags_over_profile_over_settings() -> None:
     from dataclasses import replace
 
-    from conveyor.limits import worker_limits
+    from conveyor.timelimits import worker_limits
     from conveyor.topology import default_topology
 
     settings = Settings()  # CELERY_TASK_TIME_LIMIT 3600, soft 3300

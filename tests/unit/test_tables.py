@@ -14,7 +14,7 @@ from conveyor.cli.store import jobs_table
 from conveyor.cli.workers import workers_table
 from conveyor.deadletters import DeadLetter
 from conveyor.store import JobRecord
-from conveyor.worker.registry import WorkerInfo
+from conveyor.worker.heartbeats import WorkerInfo
 
 NOW = 1_764_650_000.0
 

@@ -13,7 +13,7 @@ from conveyor import dashboard
 from conveyor.api import docs, errors
 from conveyor.api.context import ApiContext
 from conveyor.api.fastpath import SubmitFastPath
-from conveyor.api.limits import BodyLimit
+from conveyor.api.keylimits import BodyLimit
 from conveyor.api.metrics import build_registry
 from conveyor.api.routers import (
     batches,

@@ -51,7 +51,7 @@ from prometheus_client.registry import Collector
 from conveyor.api.context import ApiContext
 from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
 from conveyor.scaling.backlog import QueueBacklog, measure
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 log = logging.getLogger("conveyor.api")
 

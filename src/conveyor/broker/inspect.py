@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import redis
 
 from conveyor import keys
-from conveyor.broker.transport import LEVELS
+from conveyor.engine.transport import LEVELS
 from conveyor.topology import Topology
 
 

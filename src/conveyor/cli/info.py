@@ -11,7 +11,7 @@ from conveyor.cli.common import JSON_OPTION, console, get_app, print_json
 def queues(as_json: bool = JSON_OPTION) -> None:
     """Waiting jobs per queue and priority level, plus delayed and reserved ones."""
     from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
-    from conveyor.broker.transport import LEVELS_URGENT_FIRST
+    from conveyor.engine.transport import LEVELS_URGENT_FIRST
     from conveyor.worker.gpu import waiting_for_gpu
 
     app = get_app()

@@ -75,7 +75,7 @@ def submit(
         job_type, data, priority=priority, queue=queue, delay=delay, idempotency_key=idempotency_key
     )
     target = queue or app.queue_for(app.definition(job_type))
-    from conveyor.worker.registry import unserved
+    from conveyor.worker.heartbeats import unserved
 
     def why() -> str | None:
         return unserved(app.redis, app.settings.heartbeat_s, job_type, target)
@@ -123,7 +123,7 @@ def watch(
     app = get_app()
     job = app.get_job(job_id)
     first = job.state()  # an unknown id is refused before any progress bar is drawn
-    from conveyor.worker.registry import unserved
+    from conveyor.worker.heartbeats import unserved
 
     def why() -> str | None:
         if not (first.type and first.queue):

@@ -18,12 +18,12 @@ from conveyor.errors import ConfigurationError, Conflict
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
-    from conveyor.worker.registry import WorkerInfo
+    from conveyor.worker.heartbeats import WorkerInfo
 
 
 def workers(as_json: bool = JSON_OPTION) -> None:
     """Every live worker: profile, host, pid, queues, concurrency, jobs, heartbeat, RSS, GPU."""
-    from conveyor.worker.registry import live_workers
+    from conveyor.worker.heartbeats import live_workers
 
     app = get_app()
     app.check_broker()

@@ -21,7 +21,7 @@ from conveyor.monitor import tasks
 from conveyor.monitor.queues import QueueView, backlog_totals, queue_views
 from conveyor.store.activity import Activity, activity
 from conveyor.store.models import ApiKeyRow, table_prefix
-from conveyor.worker.registry import WorkerInfo, live_workers
+from conveyor.worker.heartbeats import WorkerInfo, live_workers
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: A job's timeline reads at most this many stream entries around its lifetime.

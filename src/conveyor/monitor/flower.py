@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conveyor import keys
-from conveyor.broker.transport import LEVELS
+from conveyor.engine.transport import LEVELS
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor

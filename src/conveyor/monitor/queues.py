@@ -11,10 +11,10 @@ import redis
 
 from conveyor import keys
 from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
-from conveyor.broker.message import message_body
-from conveyor.broker.transport import LEVELS
+from conveyor.engine.message import message_body
+from conveyor.engine.transport import LEVELS
 from conveyor.topology import Topology
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 
 @dataclass

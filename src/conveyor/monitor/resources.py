@@ -12,7 +12,7 @@ import psutil
 
 from conveyor.app import Conveyor
 from conveyor.monitor.gpu import detect_gpus
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 
 def host_resources(path: str = "/") -> dict[str, Any]:

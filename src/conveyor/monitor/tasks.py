@@ -12,7 +12,7 @@ from typing import Any
 
 from conveyor.app import Conveyor
 from conveyor.broker.inspect import delayed_count, queue_depths
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 WINDOWS_MIN = (1, 5, 15)
 #: At most this many jobs are read for a distribution or performance report.

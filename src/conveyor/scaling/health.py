@@ -25,7 +25,7 @@ import redis
 
 from conveyor import keys
 from conveyor.settings import Settings
-from conveyor.worker.registry import MISSED_BEATS
+from conveyor.worker.heartbeats import MISSED_BEATS
 from conveyor.worker.rescue import UNACKED, Rescuer
 
 if TYPE_CHECKING:

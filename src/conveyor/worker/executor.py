@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from conveyor import keys
 from conveyor.broker.outage import BROKER_DOWN_WAIT_S, unavailable, wait_for_broker
-from conveyor.celery_events import task_fields
 from conveyor.delayed import schedule
+from conveyor.engine.events import task_fields
 from conveyor.errors import (
     Defer,
     DeliveryLimitExceeded,

@@ -14,9 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from conveyor import keys
-from conveyor.broker.message import message_body
-from conveyor.broker.transport import LEVELS_URGENT_FIRST
 from conveyor.delayed import Mover
+from conveyor.engine.message import message_body
+from conveyor.engine.transport import LEVELS_URGENT_FIRST
 from conveyor.errors import UnknownJobType
 from conveyor.topology import DEAD_LETTER
 from conveyor.worker.executor import Execution

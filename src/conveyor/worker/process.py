@@ -15,13 +15,13 @@ from conveyor.broker.malformed import count_refused_messages
 from conveyor.compat.worker import CeleryCompat
 from conveyor.delayed import Mover
 from conveyor.errors import ConfigurationError
-from conveyor.limits import worker_limits
 from conveyor.middleware.chain import call_hooks
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
+from conveyor.timelimits import worker_limits
 from conveyor.worker import gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
-from conveyor.worker.registry import Heartbeat
+from conveyor.worker.heartbeats import Heartbeat
 from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
 from conveyor.worker.sizing import pool_size
@@ -68,7 +68,7 @@ def run_worker(
 
     Each argument overrides the profile's entry, which overrides the settings'.
     The time limits are the worker's defaults: a job type's own limits, and a
-    submission's, win over them (see :func:`conveyor.limits.worker_limits`).
+    submission's, win over them (see :func:`conveyor.timelimits.worker_limits`).
     """
     profile = app.topology.profile(profile_name)
     selected = queues or list(profile.queues)

@@ -41,7 +41,7 @@ import redis
 
 from conveyor import keys
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
-from conveyor.worker.registry import MISSED_BEATS
+from conveyor.worker.heartbeats import MISSED_BEATS
 
 log = logging.getLogger("conveyor.worker")
 
@@ -138,7 +138,7 @@ class Rescuer:
     def renew(self, pipe: Any) -> None:
         """Add the renewal of this worker's leases to ``pipe`` (the heartbeat's)."""
         # Imported here: the scaling commands read this module's keys without kombu.
-        from conveyor.broker.transport import held_tags
+        from conveyor.engine.transport import held_tags
 
         tags = held_tags()
         if tags:

@@ -8,7 +8,7 @@ unregistered task" and drop it (``Consumer.on_unknown_task``), which leaves the 
 
 * **hands the job back** when a live worker that consumes the job's queue serves its
   type (every worker lists the types it serves in its heartbeat, see
-  :mod:`conveyor.worker.registry`). The job goes onto the delayed set for a moment
+  :mod:`conveyor.worker.heartbeats`). The job goes onto the delayed set for a moment
   (a longer one at each hand-back, up to :data:`MAX_PAUSE_S`) so that the workers
   that cannot run it do not spin on it while the one that can is busy; the worker's
   mover publishes it again. Each hand-back counts one hop on the job's live state;
@@ -33,7 +33,7 @@ from conveyor import delayed, keys
 from conveyor.errors import UnknownJobType
 from conveyor.events import TERMINAL
 from conveyor.jobs import JobDefinition
-from conveyor.worker.registry import serving_workers
+from conveyor.worker.heartbeats import serving_workers
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from conveyor.api.deps import App, Reader
 from conveyor.api.schemas import Worker
-from conveyor.worker.registry import live_workers
+from conveyor.worker.heartbeats import live_workers
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 

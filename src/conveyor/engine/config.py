@@ -9,7 +9,7 @@ from celery import Celery
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
-from conveyor.broker.transport import TRANSPORT_PATH
+from conveyor.engine.transport import TRANSPORT_PATH
 from conveyor.errors import ConfigurationError
 from conveyor.jobs import JobDefinition
 from conveyor.settings import Settings
@@ -92,7 +92,7 @@ def celery_config(
         "result_backend": settings.result_backend,
         "task_ignore_result": settings.result_backend is None,
         "result_expires": settings.result_expires_s,
-        # Flower sees every task event, but Conveyor emits them (conveyor.celery_events)
+        # Flower sees every task event, but Conveyor emits them (conveyor.engine.events)
         # inside its own state-change round trip: Celery's per-event publishes from the
         # worker's main process would halve a prefork worker's throughput.
         # Worker heartbeats stay Celery's own.

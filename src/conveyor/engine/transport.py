@@ -361,4 +361,4 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-TRANSPORT_PATH = "conveyor.broker.transport:Transport"
+TRANSPORT_PATH = "conveyor.engine.transport:Transport"
