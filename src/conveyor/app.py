@@ -33,6 +33,8 @@ from conveyor.events import EventWriter, new_event
 from conveyor.jobs import JobDefinition, JobFunction, make_definition
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
+from conveyor.middleware.defaults import default_middleware as _default_middleware
+from conveyor.middleware.policy import Hooks
 from conveyor.ratelimits import RateLimiter
 from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
@@ -97,11 +99,16 @@ class Conveyor:
         *,
         topology: Topology | None = None,
         middleware: Sequence[Middleware] = (),
+        default_middleware: Sequence[Middleware] | None = None,
         packs: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
-        self.middleware: list[Middleware] = list(middleware)
+        #: The built-in middleware (``default_middleware``, else
+        #: :func:`conveyor.middleware.default_middleware`), then the application's.
+        defaults = _default_middleware() if default_middleware is None else default_middleware
+        self.middleware: list[Middleware] = [*defaults, *middleware]
+        self.hooks = Hooks.of(self.middleware)
         # Worked out once: submits and deliveries skip hooks no middleware overrides.
         self._enqueue_hooks = overriding(self.middleware, "before_enqueue")
         self.before_job_hooks = overriding(self.middleware, "before_job")
