@@ -34,6 +34,7 @@ from conveyor.jobs import JobDefinition, JobFunction, make_definition
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
 from conveyor.middleware.defaults import default_middleware as _default_middleware
+from conveyor.middleware.options import check_options
 from conveyor.middleware.policy import Hooks
 from conveyor.ratelimits import RateLimiter
 from conveyor.schedules import Schedule
@@ -165,6 +166,7 @@ class Conveyor:
         """
         if not options and _UUID.match(name):
             return self.get_job(name)
+        check_options(name, options, self.middleware)
         queue = options.get("queue")
         if queue is not None:
             self.topology.queue(queue)
