@@ -556,7 +556,11 @@ class Conveyor:
         )
         # With a direct message, the message and its event go in one atomic step.
         writer.emit(
-            event, fields=fields, mode="init", celery=[self.task_sent_event(spec)], push=push
+            event,
+            fields=fields,
+            mode="init",
+            celery=[self.task_sent_event(spec)] if self.hooks.flower_events else None,
+            push=push,
         )
 
     def _direct_message(self, spec: dict[str, Any]) -> tuple[str, str] | None:
@@ -615,7 +619,9 @@ class Conveyor:
                 attempt=spec["attempt"],
             )
             self.event_writer().emit(
-                event, fields={"due_at": spec.get("due_at")}, celery=[self.task_sent_event(spec)]
+                event,
+                fields={"due_at": spec.get("due_at")},
+                celery=[self.task_sent_event(spec)] if self.hooks.flower_events else None,
             )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from conveyor.middleware.base import Middleware
 from conveyor.middleware.deadletters import DeadLetters
 from conveyor.middleware.deliveries import DeliveryLimit
+from conveyor.middleware.flower import FlowerEvents
 from conveyor.middleware.gpu import Gpu
 from conveyor.middleware.ratelimits import RateLimits
 from conveyor.middleware.retries import Retries
@@ -24,4 +25,12 @@ def default_middleware() -> list[Middleware]:
     GPU placement comes first (a job routed back takes no rate-limit slot), and
     the CPU fallback decides a failure before retries do.
     """
-    return [TimeLimits(), Gpu(), RateLimits(), DeliveryLimit(), Retries(), DeadLetters()]
+    return [
+        TimeLimits(),
+        Gpu(),
+        RateLimits(),
+        DeliveryLimit(),
+        Retries(),
+        DeadLetters(),
+        FlowerEvents(),
+    ]

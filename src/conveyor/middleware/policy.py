@@ -30,6 +30,7 @@ import redis
 from conveyor.errors import PermanentError
 from conveyor.middleware.base import Middleware
 from conveyor.middleware.chain import overriding
+from conveyor.middleware.flower import FlowerEvents
 from conveyor.middleware.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Hooks:
     on_error: Sequence[Middleware]
     after_job: Sequence[Middleware]
     after_final: Sequence[Middleware]
+    #: Whether state changes carry Celery task events (:class:`FlowerEvents` installed).
+    flower_events: bool
 
     @classmethod
     def of(cls, middleware: Sequence[Middleware]) -> Hooks:
@@ -93,6 +96,7 @@ class Hooks:
             on_error=overriding(middleware, "on_error"),
             after_job=overriding(middleware, "after_job"),
             after_final=overriding(middleware, "after_final"),
+            flower_events=any(isinstance(mw, FlowerEvents) for mw in middleware),
         )
 
 

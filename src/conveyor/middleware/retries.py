@@ -67,7 +67,9 @@ class Retries(Policy):
                 "traceback": trace,
                 "due_at": due_at,
             },
-            celery=[execution._celery("task-retried", exception=safe_repr(exc), traceback=trace)],
+            celery=[execution._celery("task-retried", exception=safe_repr(exc), traceback=trace)]
+            if execution.flower
+            else None,
         )
         log.warning(
             "job %s attempt %d failed (%s: %s); retry in %.1fs",

@@ -75,6 +75,8 @@ class Execution:
         self.device = str(meta.get("device") or _default_device(definition))
         self.writer = app.event_writer()
         self.celery_events = app.celery_events
+        #: Whether state changes carry Celery task events (the FlowerEvents middleware).
+        self.flower = app.hooks.flower_events
         #: How long a write waits for a broker that refuses writes (None: as long as it
         #: takes; the message stays unacknowledged meanwhile).
         self.refused_wait_s: float | None = None
@@ -197,7 +199,9 @@ class Execution:
                     self.worker,
                 ),
                 self._celery("task-started"),
-            ],
+            ]
+            if self.flower
+            else None,
         )
         if not start.applied:
             if start.status in TERMINAL:
@@ -266,7 +270,9 @@ class Execution:
                 self._celery(
                     "task-succeeded", result=safe_repr(value), runtime=finished_at - started_at
                 )
-            ],
+            ]
+            if self.flower
+            else None,
         )
         self._after(Outcome("succeeded", result=result))
         return None
@@ -302,7 +308,9 @@ class Execution:
         outcome = self.writer.emit(
             self._event("cancelled", message=message),
             fields={"finished_at": time.time(), "message": message},
-            celery=[self._celery("task-revoked", terminated=False, signum=None, expired=False)],
+            celery=[self._celery("task-revoked", terminated=False, signum=None, expired=False)]
+            if self.flower
+            else None,
         )
         log.info("job %s skipped: %s", self.job_id, message)
         if outcome.applied:
@@ -358,7 +366,9 @@ class Execution:
                 "traceback": trace,
                 "finished_at": finished_at,
             },
-            celery=[self._celery("task-failed", exception=safe_repr(exc), traceback=trace)],
+            celery=[self._celery("task-failed", exception=safe_repr(exc), traceback=trace)]
+            if self.flower
+            else None,
         )
         log.error("job %s failed (%s: %s)", self.job_id, error_type, message)
         hooks = self.app.hooks

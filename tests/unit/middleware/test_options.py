@@ -13,6 +13,7 @@ from conveyor.errors import ConfigurationError
 from conveyor.middleware import (
     DeadLetters,
     DeliveryLimit,
+    FlowerEvents,
     Gpu,
     RateLimits,
     Retries,
@@ -42,6 +43,7 @@ def test_the_defaults_in_order() -> None:
         DeliveryLimit,
         Retries,
         DeadLetters,
+        FlowerEvents,
     ]
 
 
