@@ -48,26 +48,19 @@ class Retries(Policy):
         delay = backoff_delay(
             schedule, execution.attempt, settings.backoff_max_s, settings.backoff_jitter
         )
-        error_type, message, trace = execution._error_fields(exc)
+        error = execution._error_fields(exc)
         due_at = time.time() + delay
         execution._write(
             execution._reschedule,
             execution.attempt + 1,
             due_at,
-            execution._event(
-                "retrying",
-                error_type=error_type,
-                error_message=message,
-                traceback=trace,
-                retry_in_s=delay,
-            ),
-            {
-                "error_type": error_type,
-                "error_message": message,
-                "traceback": trace,
-                "due_at": due_at,
-            },
-            celery=[execution._celery("task-retried", exception=safe_repr(exc), traceback=trace)]
+            execution._event("retrying", **error, retry_in_s=delay),
+            {**error, "due_at": due_at},
+            celery=[
+                execution._celery(
+                    "task-retried", exception=safe_repr(exc), traceback=error["traceback"]
+                )
+            ]
             if execution.flower
             else None,
         )
@@ -75,8 +68,8 @@ class Retries(Policy):
             "job %s attempt %d failed (%s: %s); retry in %.1fs",
             execution.job_id,
             execution.attempt,
-            error_type,
-            message,
+            error["error_type"],
+            error["error_message"],
             delay,
         )
         return Outcome("retrying", error=exc, retry_in_s=delay)

@@ -329,9 +329,14 @@ class Execution:
     def _is_transient(self, exc: BaseException) -> bool:
         return is_transient(self.definition, exc)
 
-    def _error_fields(self, exc: BaseException) -> tuple[str, str, str]:
-        """``(error type, message, traceback)`` of ``exc``, as events record them."""
-        return type(exc).__name__, _error_message(exc), "".join(traceback.format_exception(exc))
+    def _error_fields(self, exc: BaseException) -> dict[str, str]:
+        """``error_type``, ``error_message`` and ``traceback`` of ``exc``, as events and
+        the live state record them."""
+        return {
+            "error_type": type(exc).__name__,
+            "error_message": _error_message(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
 
     def _handle_error(self, exc: BaseException, started_at: float) -> None:
         """Record a failed attempt: as a policy decides (a retry), else failed for good."""
@@ -345,7 +350,8 @@ class Execution:
 
     def _fail(self, exc: BaseException, started_at: float) -> None:
         """Record the job failed for good (the dead letter goes with the event)."""
-        error_type, message, trace = self._error_fields(exc)
+        error = self._error_fields(exc)
+        error_type, message = error["error_type"], error["error_message"]
         finished_at = time.time()
         # The failed event carries everything the recorder files as the dead letter.
         self._write(
@@ -354,19 +360,14 @@ class Execution:
                 "failed",
                 priority=self.priority,
                 payload=self.payload,
-                error_type=error_type,
-                error_message=message,
-                traceback=trace,
+                **error,
                 runtime_s=finished_at - started_at,
                 failed_at=finished_at,
             ),
-            fields={
-                "error_type": error_type,
-                "error_message": message,
-                "traceback": trace,
-                "finished_at": finished_at,
-            },
-            celery=[self._celery("task-failed", exception=safe_repr(exc), traceback=trace)]
+            fields={**error, "finished_at": finished_at},
+            celery=[
+                self._celery("task-failed", exception=safe_repr(exc), traceback=error["traceback"])
+            ]
             if self.flower
             else None,
         )
