@@ -158,15 +158,16 @@ class Execution:
 
     # --------------------------------------------------------------- execution
 
-    def run(self, refused: BaseException | None = None) -> Any:
+    def run(self) -> Any:
         """Run this delivery to its end; never raises for a job's own failure.
 
-        With ``refused`` (a job no worker can take in time), or when a policy refuses
-        the job before its start, the job is not run:
-        ``refused`` is recorded as its failure.
+        A policy may handle the delivery before its start (put it back for later), or
+        refuse the job (one no worker can take in time): then it is not run, and the
+        refusal is recorded as its failure.
         """
         hooks = self.app.hooks
-        if refused is None and hooks.before_start:
+        refused: PermanentError | None = None
+        if hooks.before_start:
             verdict = policy.before_start(hooks.before_start, self)
             if verdict is True:
                 return None
