@@ -33,6 +33,9 @@ from conveyor.events import EventWriter, new_event
 from conveyor.jobs import JobDefinition, JobFunction, make_definition
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
+from conveyor.middleware.defaults import default_middleware as _default_middleware
+from conveyor.middleware.options import check_options
+from conveyor.middleware.policy import Hooks
 from conveyor.ratelimits import RateLimiter
 from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
@@ -97,11 +100,16 @@ class Conveyor:
         *,
         topology: Topology | None = None,
         middleware: Sequence[Middleware] = (),
+        default_middleware: Sequence[Middleware] | None = None,
         packs: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
-        self.middleware: list[Middleware] = list(middleware)
+        #: The built-in middleware (``default_middleware``, else
+        #: :func:`conveyor.middleware.default_middleware`), then the application's.
+        defaults = _default_middleware() if default_middleware is None else default_middleware
+        self.middleware: list[Middleware] = [*defaults, *middleware]
+        self.hooks = Hooks.of(self.middleware)
         # Worked out once: submits and deliveries skip hooks no middleware overrides.
         self._enqueue_hooks = overriding(self.middleware, "before_enqueue")
         self.before_job_hooks = overriding(self.middleware, "before_job")
@@ -158,6 +166,7 @@ class Conveyor:
         """
         if not options and _UUID.match(name):
             return self.get_job(name)
+        check_options(name, options, self.middleware)
         queue = options.get("queue")
         if queue is not None:
             self.topology.queue(queue)
@@ -547,7 +556,11 @@ class Conveyor:
         )
         # With a direct message, the message and its event go in one atomic step.
         writer.emit(
-            event, fields=fields, mode="init", celery=[self.task_sent_event(spec)], push=push
+            event,
+            fields=fields,
+            mode="init",
+            celery=[self.task_sent_event(spec)] if self.hooks.flower_events else None,
+            push=push,
         )
 
     def _direct_message(self, spec: dict[str, Any]) -> tuple[str, str] | None:
@@ -606,7 +619,9 @@ class Conveyor:
                 attempt=spec["attempt"],
             )
             self.event_writer().emit(
-                event, fields={"due_at": spec.get("due_at")}, celery=[self.task_sent_event(spec)]
+                event,
+                fields={"due_at": spec.get("due_at")},
+                celery=[self.task_sent_event(spec)] if self.hooks.flower_events else None,
             )
 
 

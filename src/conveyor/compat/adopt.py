@@ -172,7 +172,9 @@ def record_cancelled(app: Conveyor, message: StockMessage) -> None:
     revoked = app.celery_events.event(
         "task-revoked", {"uuid": message.id, "terminated": False, "signum": None, "expired": False}
     )
-    app.event_writer().emit(event, fields=fields, celery=[revoked])
+    app.event_writer().emit(
+        event, fields=fields, celery=[revoked] if app.hooks.flower_events else None
+    )
 
 
 def _known(app: Conveyor, queue: str | None, fallback: str) -> str:
@@ -218,7 +220,7 @@ def refuse(
     failed = app.celery_events.event(
         "task-failed", {"uuid": message.id, "exception": safe_repr(exc), "traceback": ""}
     )
-    writer.emit(event, fields=fields, celery=[failed])
+    writer.emit(event, fields=fields, celery=[failed] if app.hooks.flower_events else None)
     log.error("Celery message %s (%s) refused: %s: %s", message.id, message.name, error_type, text)
     send_dead_letter(
         app,
