@@ -139,7 +139,11 @@ def backoff_delay(schedule: Backoff, attempt: int, cap_s: float, jitter: float =
 
 
 def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefinition:
-    """Check a job function's signature and options and build its definition."""
+    """Check a job function's signature and options and build its definition.
+
+    An ``async def`` function is wrapped in :class:`conveyor.worker.aio.AsyncJob`
+    (``definition.func`` stays a plain ``(ctx, params)`` callable).
+    """
     params = list(inspect.signature(func).parameters.values())
     if len(params) != 2:
         raise ConfigurationError(
@@ -184,6 +188,11 @@ def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefiniti
         options.pop("transient", None)
     else:
         options["transient"] = tuple(transient)
+    if inspect.iscoroutinefunction(func):
+        # Called like a sync function; the coroutine runs on the process's event loop.
+        from conveyor.worker.aio import AsyncJob
+
+        func = AsyncJob(func)
     return JobDefinition(name=name, func=func, model=model, **options)
 
 
