@@ -35,13 +35,15 @@ def main() -> None:
         recorder=not args.no_recorder,
         preload=not args.live,
     )
-    for job_type in types:
+    baseline = [r.steady_per_s for r in results if r.job_type == "plain celery threads"]
+    for job_type in (*types, "plain celery threads"):
         mine = [r for r in results if r.job_type == job_type]
         steady = statistics.median(r.steady_per_s for r in mine)
         e2e = statistics.median(r.e2e_per_s for r in mine)
         print(
             f"{job_type}: {steady:,.0f} jobs/s steady, {e2e:,.0f} end to end "
-            f"(median of {len(mine)})"
+            f"(median of {len(mine)}; {steady / statistics.median(baseline):.2f}× plain Celery "
+            "threads in the same run)"
         )
 
 

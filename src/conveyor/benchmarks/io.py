@@ -207,6 +207,94 @@ class _recorder:
             self.process.wait(timeout=10)
 
 
+def measure_celery(
+    url: str,
+    *,
+    jobs: int = 2000,
+    workers: int = 2,
+    threads: int = 64,
+    seconds: float = 0.01,
+    work: Path,
+    log: Log = print,
+) -> IoResult:
+    """The same run on plain Celery's threads pool (no tracking), the ratio's baseline."""
+    from conveyor.benchmarks import io_celery
+
+    probes = work / "probes"
+    probes.mkdir(parents=True, exist_ok=True)
+    redis.Redis.from_url(url).flushall()
+    io_celery.app.conf.update(broker_url=url)
+    started = time.time()
+    for i in range(jobs):
+        io_celery.sleep10.delay(f"t{i}", seconds)
+    submitted = time.time()
+    env = dict(os.environ, PLAIN_CELERY_BENCH_URL=url, PLAIN_CELERY_BENCH_PROBE=str(probes))
+    procs = []
+    log(f"plain celery: {jobs} jobs of {seconds * 1000:g} ms, {workers} × {threads} threads")
+    for index in range(workers):
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "conveyor.benchmarks.io_celery",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            str(threads),
+            "-l",
+            "WARNING",
+            "-n",
+            f"plain{index}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        with open(work / f"celery-{index}.log", "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
+            )
+    try:
+        finished = (
+            wait_until(
+                lambda: _done(_probe_times(probes), jobs), timeout=600, interval=0.5, what="celery"
+            )
+            or []
+        )
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    return IoResult(
+        "plain celery threads",
+        jobs,
+        threads,
+        _steady(finished),
+        jobs / (max(finished) - started),
+        jobs / (submitted - started),
+    )
+
+
+def _done(times: list[float], jobs: int) -> list[float] | None:
+    return times if len(times) >= jobs else None
+
+
+def _probe_times(probes: Path) -> list[float]:
+    return [
+        float(line.split()[1])
+        for path in probes.glob("probe-*.txt")
+        for line in path.read_text().splitlines()
+        if line.count(" ") == 1
+    ]
+
+
 def run_io_bench(
     job_types: tuple[str, ...] = (SYNC, ASYNC),
     *,
@@ -215,9 +303,14 @@ def run_io_bench(
     reps: int = 1,
     recorder: bool = True,
     preload: bool = True,
+    celery: bool = True,
     log: Log = print,
 ) -> list[IoResult]:
-    """Each job type ``reps`` times, alternating, on one private Valkey (every result)."""
+    """Each job type ``reps`` times, alternating, on one private Valkey (every result).
+
+    With ``celery``, each repetition also runs plain Celery's threads pool on the same
+    jobs (preloaded), so Conveyor's figures come with a same-run ratio.
+    """
     work = Path(tempfile.mkdtemp(prefix="conveyor-io-bench-"))
     broker = EmbeddedBroker(work / "broker", durable=False)
     url = broker.start()
@@ -236,6 +329,13 @@ def run_io_bench(
                         preload=preload,
                         work=run_dir,
                         log=log,
+                    )
+                )
+                log(str(results[-1]))
+            if celery:
+                results.append(
+                    measure_celery(
+                        url, jobs=jobs, threads=threads, work=work / f"celery-{rep}", log=log
                     )
                 )
                 log(str(results[-1]))
