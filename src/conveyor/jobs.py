@@ -244,7 +244,9 @@ class TempDir:
 class JobContext:
     """What a running job knows about itself, and how it reports progress.
 
-    Received as the first argument of every job function.
+    Received as the first argument of every job function, ``async def`` ones too:
+    its methods are plain calls (each at most one quick broker round trip), safe
+    inside a coroutine (see :mod:`conveyor.worker.aio`).
     """
 
     def __init__(self, execution: Execution) -> None:

@@ -24,8 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,9 @@ def measure(
         submitted = time.time()
     with ExitStack() as stack:
         if recorder:
-            stack.enter_context(_recorder(url, env, work / "recorder.log"))
+            argv = [sys.executable, "-m", "conveyor", "recorder"]
+            recorder_env = dict(os.environ, REDIS_URL=url, **env)
+            stack.enter_context(spawned(argv, recorder_env, work / "recorder.log"))
         for index in range(workers):
             worker = WorkerProcess(
                 url,
@@ -177,34 +179,23 @@ def _finished(client: redis.Redis, ids: list[str]) -> int:
     return sum(1 for status in pipe.execute() if status == b"succeeded")
 
 
-class _recorder:
-    """``conveyor recorder`` as a subprocess for the duration of a block."""
-
-    def __init__(self, url: str, env: dict[str, str], log_path: Path) -> None:
-        self.argv = [sys.executable, "-m", "conveyor", "recorder"]
-        self.env = dict(os.environ, REDIS_URL=url, **env)
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> _recorder:
-        with open(self.log_path, "wb") as out:
-            self.process = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+@contextmanager
+def spawned(argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[None]:
+    """``argv`` running in its own session for the block (its output in ``log_path``),
+    then stopped: SIGTERM, and SIGKILL to its group after 30 s."""
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        yield
+    finally:
+        proc.terminate()
         try:
-            self.process.wait(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def measure_celery(
@@ -229,49 +220,25 @@ def measure_celery(
         io_celery.sleep10.delay(f"t{i}", seconds)
     submitted = time.time()
     env = dict(os.environ, PLAIN_CELERY_BENCH_URL=url, PLAIN_CELERY_BENCH_PROBE=str(probes))
-    procs = []
     log(f"plain celery: {jobs} jobs of {seconds * 1000:g} ms, {workers} × {threads} threads")
-    for index in range(workers):
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "conveyor.benchmarks.io_celery",
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            str(threads),
-            "-l",
-            "WARNING",
-            "-n",
-            f"plain{index}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-        with open(work / f"celery-{index}.log", "wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-                )
-            )
-    try:
+    with ExitStack() as stack:
+        for index in range(workers):
+            argv = [sys.executable, "-m", "celery", "-A", "conveyor.benchmarks.io_celery"]
+            argv += ["worker", "-P", "threads", "-c", str(threads), "-l", "WARNING"]
+            argv += [
+                "-n",
+                f"plain{index}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+            stack.enter_context(spawned(argv, env, work / f"celery-{index}.log"))
         finished = (
             wait_until(
                 lambda: _done(_probe_times(probes), jobs), timeout=600, interval=0.5, what="celery"
             )
             or []
         )
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
     return IoResult(
         "plain celery threads",
         jobs,

@@ -2,7 +2,7 @@
 
 ``celery -A conveyor.benchmarks.io_celery worker -P threads``: no result backend, no
 events, no tracking; the task sleeps, then appends ``tag finish-time`` to a probe
-file (one ``O_APPEND`` write, no broker round trip), as ``plain_celery`` does.
+file with ``plain_celery``'s probe (one ``O_APPEND`` write, no broker round trip).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import time
 
 from celery import Celery
 
+from conveyor.benchmarks import plain_celery
+
 URL = os.environ.get("PLAIN_CELERY_BENCH_URL", "redis://127.0.0.1:6379/1")
-PROBE_DIR = os.environ.get("PLAIN_CELERY_BENCH_PROBE", "/tmp")
 
 app = Celery("plain-io", broker=URL)
 app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=1, task_acks_late=True)
@@ -23,11 +24,4 @@ app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=1, task_acks
 def sleep10(tag: str, seconds: float = 0.01) -> None:
     """Sleep ``seconds``, then record this job's finish time."""
     time.sleep(seconds)
-    line = f"{tag} {time.time():.6f}\n".encode()
-    fd = os.open(
-        os.path.join(PROBE_DIR, f"probe-{os.getpid()}.txt"), os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    )
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+    plain_celery.noop.run(tag)  # the probe write, not a task call
