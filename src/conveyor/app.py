@@ -224,7 +224,8 @@ class Conveyor:
         def decorate(func: JobFunction) -> JobFunction:
             if job is None:
                 for definition in self._definitions.values():
-                    if definition.func is func:
+                    # An async job's definition holds its wrapper (AsyncJob).
+                    if func in (definition.func, getattr(definition.func, "__wrapped__", None)):
                         self._schedules[name] = with_job(self._schedules[name], definition.name)
             return func
 

@@ -10,7 +10,9 @@ progress, or is stuck in native code), the worker terminates it with Celery's
 own revoke-and-terminate (a ``revoke`` control command to itself, handled in the
 worker's event loop): the pool process is killed with SIGKILL and replaced, the
 message is acknowledged, and the job stays ``cancelled`` — never failed, never
-retried.
+retried. An async job running in this process (``threads`` or ``solo`` pool)
+has its task cancelled on the announcement, without waiting for the grace period
+(see :mod:`conveyor.worker.aio`).
 
 At start, a worker loads the recent revocations into Celery's revoked set, so a
 message of a job cancelled while no worker was running is discarded on receipt
@@ -29,6 +31,7 @@ from celery import Celery
 from celery.worker import state as worker_state
 
 from conveyor import keys
+from conveyor.worker.aio import cancel_running
 
 log = logging.getLogger("conveyor.worker")
 
@@ -93,6 +96,7 @@ class CancelWatcher:
                 message = pubsub.get_message(timeout=0.2)
                 if message is not None and message.get("type") == "message":
                     job_id = message["data"].decode()
+                    cancel_running(job_id)  # an async job of this process stops at once
                     self._pending.setdefault(job_id, time.monotonic() + self.grace_s)
                 if self._pending:
                     self._terminate_due()

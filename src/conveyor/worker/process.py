@@ -19,7 +19,7 @@ from conveyor.middleware.chain import call_hooks
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
 from conveyor.timelimits import worker_limits
-from conveyor.worker import gpu, guard
+from conveyor.worker import aio, gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
 from conveyor.worker.heartbeats import Heartbeat
 from conveyor.worker.rescue import Rescuer
@@ -195,6 +195,7 @@ def run_worker(
         argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
     argv += [f"--{flag}={value}" for flag, value in (daemon or {}).items()]
     guard.mark_started_by_conveyor()
+    aio.set_pool(pool or profile.pool)
     celery_app.worker_main(argv)
 
 
