@@ -79,15 +79,9 @@ class Submission:
             "id": self.id,
             "type": self.type,
             "payload": self.payload,
-            "queue": self.queue,
-            "priority": self.priority,
-            "attempt": self.attempt,
-            "created_at": self.created_at,
+            **self.meta(),
             "due_at": self.due_at,
-            **self.limits(),
         }
-        if self.device:
-            data["device"] = self.device
         if self.labels:
             data["labels"] = dict(self.labels)
         if self.handed_back:
