@@ -13,7 +13,8 @@ ends; a mover whose claim was taken over publishes nothing either.
 
 Only when the message cannot be built here (message compression on, or a broker
 transport other than Conveyor's) is it published through Celery's producer
-first, as a separate step.
+first, as a separate step: there a mover that dies between the two steps may
+publish an attempt again when its claim ends (never lose it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def enqueue(
         )
     push = message(app, submission)
     step = None if claim is None else DelayedStep("claimed", submission.id, claim)
+    if event is not None:
+        # Flower's `task-sent` for every attempt published, with its own event.
+        celery = [*(celery or ()), task_sent_event(app, submission)]
     if push is None:
         # Publish first: if the broker is down nothing is left behind.
         send_through_celery(app, submission)
@@ -81,10 +85,7 @@ def submit(
     ``scheduled``) event and its whole live state."""
     now = time.time()
     event, fields = _new_job(submission, idempotency_key, now)
-    celery = None if event["type"] == "scheduled" else [task_sent_event(app, submission)]
-    return enqueue(
-        app, submission, event, fields, mode="init", celery=celery, client=client, now=now
-    )
+    return enqueue(app, submission, event, fields, mode="init", client=client, now=now)
 
 
 def submit_all(app: Conveyor, submissions: Sequence[Submission]) -> list[Transition]:
@@ -112,9 +113,8 @@ def move(app: Conveyor, submission: Submission, claim: float) -> bool:
         priority=submission.priority,
         attempt=submission.attempt,
     )
-    celery = [task_sent_event(app, submission)]
     fields = {"due_at": submission.due_at}
-    return enqueue(app, submission, event, fields, celery=celery, claim=claim).published
+    return enqueue(app, submission, event, fields, claim=claim).published
 
 
 def mover(app: Conveyor, **options: Any) -> delayed.Mover:
