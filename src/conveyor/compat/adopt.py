@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.utils.encoding import safe_repr
 
-from conveyor import keys
+from conveyor import enqueue, keys
 from conveyor.compat.stock import conveyor_level
 from conveyor.errors import InvalidSubmission, UnknownJobType
 from conveyor.events import new_event
@@ -135,7 +135,7 @@ def adopt(app: Conveyor, message: StockMessage) -> str:
         refuse(app, message, queue, exc, level)
         return "failed"
     hard, soft = message.timelimit
-    spec = app.submission_spec(
+    submission = app.submission_spec(
         definition,
         message.id,
         params.model_dump(mode="json"),
@@ -147,9 +147,8 @@ def adopt(app: Conveyor, message: StockMessage) -> str:
         time_limit=hard,
         soft_time_limit=soft,
     )
-    spec["labels"] = {"tags": ["celery"]}
     # The client's own enqueue: the message and its queued/scheduled event in one step.
-    app._enqueue(spec, None)
+    enqueue.submit(app, submission.but(labels={"tags": ["celery"]}))
     log.info(
         "adopted Celery message %s (%s) onto %s at level %d", message.id, message.name, queue, level
     )

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from conveyor import keys
 from conveyor.broker.outage import BROKER_DOWN_WAIT_S, unavailable, wait_for_broker
-from conveyor.delayed import schedule
 from conveyor.engine.events import task_fields
+from conveyor.enqueue import enqueue
 from conveyor.errors import (
     Defer,
     JobCancelled,
@@ -33,6 +33,7 @@ from conveyor.middleware.chain import CONTROL, call_hooks
 from conveyor.middleware.gpu import is_gpu_oom
 from conveyor.middleware.outcome import Outcome
 from conveyor.middleware.retries import is_transient
+from conveyor.submission import Submission
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -90,7 +91,7 @@ class Execution:
 
     # ------------------------------------------------------------------ events
 
-    def _spec(self, attempt: int, due_at: float) -> dict[str, Any]:
+    def _spec(self, attempt: int, due_at: float) -> Submission:
         """The submission of this job's attempt ``attempt``, due at ``due_at``."""
         return self.app.submission_spec(
             self.definition,
@@ -115,15 +116,12 @@ class Execution:
         device: str | None = None,
         celery: list[tuple[str, str]] | None = None,
     ) -> None:
-        """Put attempt ``attempt`` on the delayed set for ``due_at`` and write ``event``,
-        in one atomic round trip."""
-        spec = self._spec(attempt, due_at)
+        """Enqueue attempt ``attempt`` for ``due_at`` (on its queue when due now, else on the
+        delayed set) and write ``event``, in one atomic round trip."""
+        submission = self._spec(attempt, due_at)
         if device is not None:
-            spec["device"] = device
-        pipe = self.writer.client.pipeline(transaction=True)
-        schedule(pipe, self.job_id, due_at, spec)
-        self.writer.emit(event, fields=fields, client=pipe, celery=celery)
-        pipe.execute()
+            submission = submission.but(device=device)
+        enqueue(self.app, submission, event, fields, celery=celery)
 
     def _event(self, kind: Any, **extra: Any) -> dict[str, Any]:
         return new_event(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -13,7 +12,7 @@ from celery.utils.nodenames import host_format
 
 from conveyor.broker.malformed import count_refused_messages
 from conveyor.compat.worker import CeleryCompat
-from conveyor.delayed import Mover
+from conveyor.enqueue import mover as delayed_mover
 from conveyor.errors import ConfigurationError
 from conveyor.middleware.chain import call_hooks
 from conveyor.monitor.gpu import detect_gpus
@@ -90,7 +89,7 @@ def run_worker(
             hostname,
             pool or profile.pool,
         )
-    mover = Mover(app.redis, _publisher(app), poll_s=app.settings.delayed_poll_s)
+    mover = delayed_mover(app, poll_s=app.settings.delayed_poll_s)
     install_unknown_types(celery_app, app, hostname)
     # The transport records this worker's deliveries in its held set (the rescue's input).
     options = dict(celery_app.conf.broker_transport_options or {})
@@ -197,15 +196,6 @@ def run_worker(
     guard.mark_started_by_conveyor()
     aio.set_pool(pool or profile.pool)
     celery_app.worker_main(argv)
-
-
-def _publisher(app: Conveyor) -> Callable[[dict[str, Any]], None]:
-    """The mover's publish: a job handed back for another worker keeps its ``queued`` state."""
-
-    def publish(spec: dict[str, Any]) -> None:
-        app.publish_spec(spec, record=not spec.get("handed_back"))
-
-    return publish
 
 
 def apply_worker_limits(
