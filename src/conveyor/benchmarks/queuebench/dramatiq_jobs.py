@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -11,7 +10,8 @@ from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
 from . import broker_url
-from .probe import report
+from .clients import OneByOne
+from .jobs import FUNCTIONS
 
 #: The distribution whose version the run reports.
 DIST = "dramatiq"
@@ -23,29 +23,9 @@ broker = RedisBroker(url=broker_url())
 broker.add_middleware(Results(backend=RedisBackend(url=broker_url())))
 dramatiq.set_broker(broker)
 
-
-def noop(i: int) -> int:
-    """Record the start, nothing else."""
-    report("n", i)
-    return i
-
-
-def stamp(i: int) -> int:
-    """Record the start (latency jobs)."""
-    report("s", i)
-    return i
-
-
-def sleep10(i: int) -> int:
-    """Wait 10 ms, as an I/O-bound job does; record the end."""
-    time.sleep(0.01)
-    report("z", i)
-    return i
-
-
 ACTORS = {
-    f.__name__: dramatiq.actor(f, queue_name="queuebench", store_results=True)
-    for f in (noop, stamp, sleep10)
+    kind: dramatiq.actor(f, queue_name="queuebench", store_results=True)
+    for kind, f in FUNCTIONS.items()
 }
 
 
@@ -54,19 +34,6 @@ def worker_argv(kind: str) -> list[list[str]]:
     return [[sys.executable, "-m", "dramatiq", __name__, "--processes", "2", "--threads", "8"]]
 
 
-class _Client:
-    def enqueue_bulk(self, kind: str, ids: range) -> None:
-        actor = ACTORS[kind]
-        for i in ids:
-            actor.send(i)
-
-    def enqueue_one(self, kind: str, i: int) -> None:
-        ACTORS[kind].send(i)
-
-    def close(self) -> None:
-        pass
-
-
-def make_client() -> _Client:
+def make_client() -> OneByOne:
     """The submitting side."""
-    return _Client()
+    return OneByOne(lambda kind, i: ACTORS[kind].send(i))

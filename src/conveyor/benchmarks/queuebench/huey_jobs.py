@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from huey import RedisHuey
 
 from . import broker_url
-from .probe import report
+from .clients import OneByOne
+from .jobs import FUNCTIONS
 
 #: The distribution whose version the run reports.
 DIST = "huey"
@@ -18,27 +18,7 @@ SINGLE = "task(i)"
 
 huey = RedisHuey("queuebench", url=broker_url())
 
-
-def noop(i: int) -> int:
-    """Record the start, nothing else."""
-    report("n", i)
-    return i
-
-
-def stamp(i: int) -> int:
-    """Record the start (latency jobs)."""
-    report("s", i)
-    return i
-
-
-def sleep10(i: int) -> int:
-    """Wait 10 ms, as an I/O-bound job does; record the end."""
-    time.sleep(0.01)
-    report("z", i)
-    return i
-
-
-TASKS = {f.__name__: huey.task(name=f.__name__)(f) for f in (noop, stamp, sleep10)}
+TASKS = {kind: huey.task(name=kind)(f) for kind, f in FUNCTIONS.items()}
 
 
 def worker_argv(kind: str) -> list[list[str]]:
@@ -47,19 +27,6 @@ def worker_argv(kind: str) -> list[list[str]]:
     return [[*consumer, "-k", "process", "-w", "2", "-q"]]
 
 
-class _Client:
-    def enqueue_bulk(self, kind: str, ids: range) -> None:
-        task = TASKS[kind]
-        for i in ids:
-            task(i)
-
-    def enqueue_one(self, kind: str, i: int) -> None:
-        TASKS[kind](i)
-
-    def close(self) -> None:
-        pass
-
-
-def make_client() -> _Client:
+def make_client() -> OneByOne:
     """The submitting side."""
-    return _Client()
+    return OneByOne(lambda kind, i: TASKS[kind](i))

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from redis import Redis
 from rq import Queue
 
 from . import broker_url
-from .probe import report
+from .jobs import FUNCTIONS
 
 #: The distribution whose version the run reports.
 DIST = "rq"
 CONFIG = "2 × rq worker -w SimpleWorker (no fork per job), results kept; same workers for I/O"
 BULK = "Queue.enqueue_many() (pipelined), 1,000 a call"
 SINGLE = "Queue.enqueue()"
-
-
-def noop(i: int) -> int:
-    """Record the start, nothing else."""
-    report("n", i)
-    return i
-
-
-def stamp(i: int) -> int:
-    """Record the start (latency jobs)."""
-    report("s", i)
-    return i
-
-
-def sleep10(i: int) -> int:
-    """Wait 10 ms, as an I/O-bound job does; record the end."""
-    time.sleep(0.01)
-    report("z", i)
-    return i
-
-
-FUNCTIONS = {f.__name__: f for f in (noop, stamp, sleep10)}
 
 
 def worker_argv(kind: str) -> list[list[str]]:

@@ -9,7 +9,7 @@ from typing import Any
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
 from . import broker_url
-from .probe import report
+from .jobs import COROUTINES
 
 #: The distribution whose version the run reports.
 DIST = "taskiq"
@@ -21,27 +21,7 @@ broker = ListQueueBroker(broker_url(), queue_name="queuebench").with_result_back
     RedisAsyncResultBackend(broker_url(), result_ex_time=3600)
 )
 
-
-async def noop(i: int) -> int:
-    """Record the start, nothing else."""
-    report("n", i)
-    return i
-
-
-async def stamp(i: int) -> int:
-    """Record the start (latency jobs)."""
-    report("s", i)
-    return i
-
-
-async def sleep10(i: int) -> int:
-    """Wait 10 ms, as an I/O-bound job does; record the end."""
-    await asyncio.sleep(0.01)
-    report("z", i)
-    return i
-
-
-TASKS = {f.__name__: broker.task(task_name=f.__name__)(f) for f in (noop, stamp, sleep10)}
+TASKS = {kind: broker.task(task_name=kind)(f) for kind, f in COROUTINES.items()}
 
 
 def worker_argv(kind: str) -> list[list[str]]:
