@@ -8,7 +8,8 @@ its workers and its client; the phases are the same for every queue:
 2. bulk enqueue: ``jobs`` no-op jobs the library's bulk way, still no worker;
 3. start the workers on the full queue; no-op jobs/s is the steady rate between the
    10th and 90th percentile start (no worker boot, no tail);
-4. after 1 s idle, ``latency_jobs`` jobs one at a time with a 5 ms gap: submit→start
+4. after 1 s idle, ``latency_jobs`` jobs one at a time with a 5 ms gap (longer where
+   the no-op rate is under 400 jobs/s: at most half that rate is offered): submit→start
    is the job's start time less the time just before the submit call;
 5. ``io_jobs`` jobs that wait 10 ms (``time.sleep``, or ``asyncio.sleep`` where jobs are
    coroutines), bulk-enqueued to running workers: steady 10–90 % rate. A queue whose
@@ -34,7 +35,7 @@ from .figures import percentile, steady_rate
 from .probe import PROBE_DIR_ENV, Tailer
 
 #: Seconds a worker gets to stop on SIGTERM before its process group is killed.
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 5.0
 
 
 class Client(Protocol):
@@ -129,11 +130,15 @@ def run(queue: ModuleType, args: argparse.Namespace) -> dict[str, Any]:
         _say("no-op jobs ran (workers' start included)", mark)
         mark = time.monotonic()
         time.sleep(1.0)  # an idle pool, as a lone submit meets it
+        # At most half the no-op rate, so that a slow machine measures an idle pool's
+        # latency, not a backlog's.
+        gap = max(0.005, 2.0 / out["noop_per_s"]) if out["noop_per_s"] else 0.005
+        out["latency_gap_ms"] = gap * 1000.0
         submitted: dict[int, float] = {}
         for i in range(args.latency_jobs):
             submitted[i] = time.time()
             client.enqueue_one("stamp", i)
-            time.sleep(0.005)
+            time.sleep(gap)
         records = tail.wait("s", args.latency_jobs, args.timeout)
         latencies = [(t - submitted[i]) * 1000.0 for i, t in records]
         out["latency_p50_ms"] = percentile(latencies, 50)
