@@ -145,22 +145,24 @@ def _drive(peer: Peer, python: str, url: str, work: Path, counts: dict[str, int]
     # Four phases of at most --timeout each, plus worker start and stop.
     limit = 4 * counts["timeout"] + 120
     with open(work / "driver.log", "wb") as log:
+        driver = subprocess.Popen(
+            argv, env=_driver_env(url, work), cwd=work, stdout=subprocess.PIPE, stderr=log
+        )
         try:
-            done = subprocess.run(
-                argv,
-                env=_driver_env(url, work),
-                cwd=work,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                timeout=limit,
-                check=False,
-            )
+            stdout, _ = driver.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
+            # SIGTERM lets the driver stop its workers (they run in sessions of their own).
+            driver.terminate()
+            try:
+                driver.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                driver.kill()
+                driver.communicate()
             return {"error": f"driver still running after {limit}s"}
-    lines = done.stdout.decode(errors="replace").strip().splitlines()
-    if done.returncode != 0 or not lines:
+    lines = stdout.decode(errors="replace").strip().splitlines()
+    if driver.returncode != 0 or not lines:
         tail = (work / "driver.log").read_text(errors="replace").strip().splitlines()[-3:]
-        return {"error": f"driver exited with {done.returncode}: {' / '.join(tail)}"}
+        return {"error": f"driver exited with {driver.returncode}: {' / '.join(tail)}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 

@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per phase")
     parser.add_argument("--work", default=".", help="folder for the workers' log")
     args = parser.parse_args()
+    # On SIGTERM (the harness's deadline) unwind, so that the workers are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     queue = importlib.import_module(f"{__package__}.{args.queue}_jobs")
     try:
         out = run(queue, args)
