@@ -47,7 +47,10 @@ def bench(
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Throughput and latency of Conveyor and plain Celery (2 worker processes each)."""
+    """Throughput and latency of Conveyor and plain Celery (2 worker processes each).
+
+    With --peers: beside Huey, Dramatiq, RQ, taskiq and arq too, where installed.
+    """
     if peers:
         chosen = [name.strip() for name in only.split(",") if name.strip()] if only else None
         run = _run_peers(jobs or 3000, latency_jobs or 200, io_jobs, reps, peer_python, chosen)
