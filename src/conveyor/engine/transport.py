@@ -361,6 +361,9 @@ class Channel(kombu_redis.Channel):
                 self._acks_done(applied=False)
                 raise
             self._acks_done(applied=True)
+            # The reply is read: no fetch is outstanding while the message is handled
+            # (a solo pool runs the job, and acks it, inside this call).
+            self._poll_done()
             if not reply:
                 self._backlog = False
                 raise Empty()
@@ -377,6 +380,7 @@ class Channel(kombu_redis.Channel):
             except self.connection_errors:  # type: ignore[attr-defined]
                 self.client.connection.disconnect()
                 raise
+            self._poll_done()
             # A message arrived: there may be more, so fetch with the script next.
             self._backlog = bool(reply)
             if not reply:
