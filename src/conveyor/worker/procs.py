@@ -45,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +81,6 @@ class _Consumer:
     hard_s: float = 0.0
     done: int = 0
     retiring: bool = False
-    lines: list[str] = field(default_factory=list)
 
 
 def consumer_name(name: str, index: int) -> str:
@@ -122,8 +121,15 @@ class Supervisor:
         name = consumer_name(self.name, index)
         argv = [*self.argv, "--name", name]
         env = dict(os.environ, **{REPORT_FD_ENV: str(writer)})
+        # A session of its own: a terminal's Ctrl-C reaches it once, forwarded (twice
+        # would be Celery's cold shutdown).
         proc = subprocess.Popen(
-            argv, env=env, pass_fds=(writer,), preexec_fn=_die_with_parent, close_fds=True
+            argv,
+            env=env,
+            pass_fds=(writer,),
+            preexec_fn=_die_with_parent,
+            close_fds=True,
+            start_new_session=True,
         )
         os.close(writer)
         os.set_blocking(reader, False)
@@ -138,9 +144,7 @@ class Supervisor:
         return consumer
 
     def _kill(self, index: int) -> _Consumer:
-        consumer = self.consumers[index]
-        consumer.proc.kill()
-        self._read(index)
+        self.consumers[index].proc.kill()
         return self._reap(index)
 
     def forward(self, signum: int, frame: FrameType | None = None) -> None:
@@ -181,7 +185,11 @@ class Supervisor:
             if not consumer.retiring and self._spent(consumer):
                 consumer.retiring = True
                 consumer.proc.send_signal(signal.SIGTERM)
-        elif words[0] == "terminate" and consumer.job == words[1]:
+        elif (
+            words[0] == "terminate"
+            and consumer.job == words[1]
+            and self.consumers.get(index) is consumer
+        ):
             log.warning("job %s: terminating its process (cancelled)", words[1])
             job = words[1]
             dead = self._kill(index)
@@ -215,8 +223,8 @@ class Supervisor:
             if consumer.hard_at is not None and now >= consumer.hard_at:
                 job, hard_s = consumer.job, consumer.hard_s
                 self._read(index)
-                if consumer.job != job:  # it ended meanwhile
-                    continue
+                if self.consumers.get(index) is not consumer or consumer.job != job:
+                    continue  # it ended (or was terminated) meanwhile
                 log.error(
                     "job %s: hard time limit (%gs) exceeded; killing its process", job, hard_s
                 )
