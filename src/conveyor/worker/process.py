@@ -21,8 +21,8 @@ from conveyor.scaling.health import heartbeat_file_for
 from conveyor.timelimits import worker_limits
 from conveyor.worker import gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
+from conveyor.worker.consumer import reporter_from_env
 from conveyor.worker.heartbeats import Heartbeat
-from conveyor.worker.procs import reporter_from_env
 from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
 from conveyor.worker.sizing import pool_size
