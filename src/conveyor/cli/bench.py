@@ -45,6 +45,9 @@ def bench(
     only: str | None = typer.Option(
         None, "--only", help="--peers: these queues only, comma-separated (conveyor,huey,…)."
     ),
+    pools: str = typer.Option(
+        "prefork,procs", "--pools", help="Conveyor's worker pools to measure, comma-separated."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Throughput and latency of Conveyor and plain Celery (2 worker processes each).
@@ -58,8 +61,13 @@ def bench(
         return
     from conveyor.benchmarks import render_table, run_bench
 
+    pool_names = tuple(p.strip() for p in pools.split(",") if p.strip())
     results = run_bench(
-        jobs=jobs or 10_000, latency_jobs=latency_jobs or 500, reps=reps, log=console.print
+        jobs=jobs or 10_000,
+        latency_jobs=latency_jobs or 500,
+        reps=reps,
+        log=console.print,
+        pools=pool_names,
     )
     if as_json:
         print_json([r.__dict__ for r in results])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis
@@ -58,12 +59,20 @@ class CancelWatcher:
     """Terminates this worker's cancelled jobs that outlive the grace period."""
 
     def __init__(
-        self, client: redis.Redis, celery_app: Celery, hostname: str, grace_s: float
+        self,
+        client: redis.Redis,
+        celery_app: Celery,
+        hostname: str,
+        grace_s: float,
+        terminate: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.celery_app = celery_app
         self.hostname = hostname
         self.grace_s = grace_s
+        #: Kills the job's process (a ``procs`` consumer asks its supervisor); None:
+        #: Celery's revoke-and-terminate.
+        self.terminate = terminate
         self._pending: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,9 +92,12 @@ class CancelWatcher:
                 job_id,
                 self.grace_s,
             )
-            self.celery_app.control.revoke(
-                job_id, terminate=True, signal="SIGKILL", destination=[self.hostname]
-            )
+            if self.terminate is not None:
+                self.terminate(job_id)
+            else:
+                self.celery_app.control.revoke(
+                    job_id, terminate=True, signal="SIGKILL", destination=[self.hostname]
+                )
             self.terminated.append(job_id)
 
     def _listen(self) -> None:

@@ -20,6 +20,7 @@ from conveyor.scaling.health import heartbeat_file_for
 from conveyor.timelimits import worker_limits
 from conveyor.worker import aio, gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
+from conveyor.worker.consumer import reporter_from_env
 from conveyor.worker.heartbeats import Heartbeat
 from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
@@ -80,14 +81,33 @@ def run_worker(
     hostname = node_name(name, profile.name)
     celery_app = app.celery
     _check_visibility(celery_app.conf.broker_transport_options or {}, hard_limit, app)
+    pool = pool or profile.pool
+    if pool == "procs":
+        raise SystemExit(
+            _run_procs(
+                app,
+                profile.name,
+                hostname,
+                size.concurrency,
+                selected,
+                loglevel,
+                (hard_limit, soft_limit),
+                prefetch or profile.prefetch,
+                max_tasks_per_child or profile.max_tasks_per_child,
+                daemon or {},
+            )
+        )
+    reporter = reporter_from_env()
     apply_worker_limits(celery_app, app, hard_limit, soft_limit)
-    if (pool or profile.pool) != "prefork" and (
-        time_limit or soft_time_limit or profile.time_limit or profile.soft_time_limit
+    if (
+        pool != "prefork"
+        and reporter is None
+        and (time_limit or soft_time_limit or profile.time_limit or profile.soft_time_limit)
     ):
         log.warning(
-            "worker %s: Celery enforces time limits only in the prefork pool, not %s",
+            "worker %s: time limits are enforced only in the prefork and procs pools, not %s",
             hostname,
-            pool or profile.pool,
+            pool,
         )
     mover = delayed_mover(app, poll_s=app.settings.delayed_poll_s)
     install_unknown_types(celery_app, app, hostname)
@@ -115,7 +135,13 @@ def run_worker(
     )
     heartbeat.description["pool_size"] = size.describe()
 
-    canceller = CancelWatcher(app.redis, celery_app, hostname, app.settings.cancel_grace_s)
+    canceller = CancelWatcher(
+        app.redis,
+        celery_app,
+        hostname,
+        app.settings.cancel_grace_s,
+        terminate=reporter.terminate if reporter is not None else None,
+    )
     compat = CeleryCompat(app, selected)
 
     def started(**_: Any) -> None:
@@ -131,7 +157,7 @@ def run_worker(
             hostname,
             ",".join(selected),
             size.describe(),
-            pool or profile.pool,
+            "procs (solo consumer)" if reporter is not None else pool,
             soft_limit,
             hard_limit,
         )
@@ -148,7 +174,7 @@ def run_worker(
 
     if app.worker_start_hooks:
         # Prefork: once in each pool process; threads and solo run jobs in this one.
-        if (pool or profile.pool) == "prefork":
+        if pool == "prefork":
             signals.worker_process_init.connect(process_init, weak=False)
         else:
             run_start_hooks(app.worker_start_hooks)
@@ -174,7 +200,7 @@ def run_worker(
             else ["--concurrency", str(concurrency)]
         ),
         "--pool",
-        pool or profile.pool,
+        pool,
         # The worker's defaults; a job type's limits (task options) and a submission's
         # (the message's timelimit header) take precedence inside Celery.
         "--time-limit",
@@ -196,6 +222,39 @@ def run_worker(
     guard.mark_started_by_conveyor()
     aio.set_pool(pool or profile.pool)
     celery_app.worker_main(argv)
+
+
+def _run_procs(
+    app: Conveyor,
+    profile: str,
+    hostname: str,
+    concurrency: int,
+    queues: list[str],
+    loglevel: str,
+    limits: tuple[float, float],
+    prefetch: int | None,
+    max_tasks_per_child: int | None,
+    daemon: dict[str, str],
+) -> int:
+    """Run the ``procs`` pool (:mod:`conveyor.worker.procs`): its consumers get this
+    worker's resolved options."""
+    from conveyor.worker.procs import run_procs
+
+    options = ["--queues", ",".join(queues), "--loglevel", loglevel]
+    options += ["--time-limit", f"{limits[0]:g}", "--soft-time-limit", f"{limits[1]:g}"]
+    if prefetch is not None:
+        options += ["--prefetch", str(prefetch)]
+    if "logfile" in daemon:
+        options += ["--logfile", daemon["logfile"]]
+    return run_procs(
+        app,
+        profile,
+        hostname,
+        concurrency,
+        options,
+        max_tasks_per_child=max_tasks_per_child,
+        pidfile=daemon.get("pidfile"),
+    )
 
 
 def apply_worker_limits(
