@@ -426,7 +426,7 @@ class Conveyor:
                 f"could not submit {type}: broker at {mask_url(self.broker_url)} "
                 f"is unreachable ({exc})"
             ) from None
-        return Job(self, job_id)
+        return Job(self, job_id, submitted=spec)
 
     def _check_queue(self, queue: str | None, definition: JobDefinition) -> str:
         if queue is None:
