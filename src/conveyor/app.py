@@ -470,7 +470,7 @@ class Conveyor:
                 raise
         except self._broker_errors() as exc:
             raise self._unreachable(submission.type, exc) from None
-        return Job(self, job_id)
+        return Job(self, job_id, submitted=submission)
 
     def enqueue_submissions(self, submissions: Sequence[Submission]) -> list[Job]:
         """Enqueue many new jobs built by :meth:`submission` in one round trip (each its own
@@ -482,7 +482,7 @@ class Conveyor:
             enqueue.submit_all(self, submissions)
         except self._broker_errors() as exc:
             raise self._unreachable(submissions[0].type, exc) from None
-        return [Job(self, submission.id) for submission in submissions]
+        return [Job(self, submission.id, submitted=submission) for submission in submissions]
 
     def _broker_errors(self) -> tuple[type[Exception], ...]:
         return (redis.RedisError, _kombu_operational_error(), OSError)

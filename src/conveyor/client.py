@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from conveyor import delayed, keys
 from conveyor.errors import JobTimeoutError, NotFound
@@ -13,16 +13,28 @@ from conveyor.state import JobState
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.submission import Submission
+
+State = TypeVar("State", bound=JobState)
 
 
 class Job:
     """A handle on one job: read its state, wait for it, follow it, cancel it."""
 
-    def __init__(self, app: Conveyor, job_id: str, *, deduplicated: bool = False) -> None:
+    def __init__(
+        self,
+        app: Conveyor,
+        job_id: str,
+        *,
+        deduplicated: bool = False,
+        submitted: Submission | None = None,
+    ) -> None:
         self.app = app
         self.id = job_id
         #: True when ``submit`` returned an existing job for the same idempotency key.
         self.deduplicated = deduplicated
+        # What this handle's own submit enqueued (see submitted_state); None otherwise.
+        self._submitted = submitted
 
     def __repr__(self) -> str:
         return f"<Job {self.id}>"
@@ -41,6 +53,32 @@ class Job:
                 raise NotFound(f"no job {self.id}")
             return record.to_state()
         return JobState.from_hash(self.id, cast(dict[bytes, bytes], raw))
+
+    def submitted_state(self, cls: type[State] = JobState) -> State | None:  # type: ignore[assignment]
+        """The state this handle's own ``submit`` wrote, built without a read.
+
+        None when there is none to give (a deduplicated job, a handle not returned by
+        ``submit``) or when the written status depends on time (a ``delay``/``eta``):
+        read :meth:`state` then. The snapshot is the job as it was accepted: a worker
+        may have moved it on since. ``cls`` builds a subclass of :class:`JobState`.
+        """
+        submission = self._submitted
+        if submission is None or submission.due_at is not None:
+            return None
+        labels = submission.labels
+        return cls(
+            id=self.id,
+            type=submission.type,
+            queue=submission.queue,
+            priority=submission.priority,
+            status="queued",
+            payload=submission.payload,
+            created_at=submission.created_at,
+            tenant=labels.get("tenant") or None,
+            batch_id=labels.get("batch_id") or None,
+            replay_of=labels.get("replay_of") or None,
+            tags=labels.get("tags") or [],
+        )
 
     def wait(self, timeout: float | None = None) -> JobState:
         """Block until the job is succeeded, failed or cancelled; return its final state.

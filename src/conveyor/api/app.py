@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from conveyor import dashboard
 from conveyor.api import docs, errors
 from conveyor.api.context import ApiContext
-from conveyor.api.fastpath import SubmitFastPath
+from conveyor.api.fastpath import FastPathAPI
 from conveyor.api.keylimits import BodyLimit
 from conveyor.api.metrics import build_registry
 from conveyor.api.routers import (
@@ -52,7 +52,7 @@ def create_app(conveyor: Conveyor | None = None, *, auth: bool = True) -> FastAP
         finally:
             await ctx.stop()
 
-    app = FastAPI(
+    app = FastPathAPI(
         title="Conveyor",
         version="1",
         description="Typed job submission, live progress, queues, workers, dead letters "
@@ -72,8 +72,7 @@ def create_app(conveyor: Conveyor | None = None, *, auth: bool = True) -> FastAP
     app.include_router(api)
     app.include_router(system.router)
     dashboard.install(app)
-    # The last added runs first: the body limit, then the POST /api/v1/jobs fast path.
-    app.add_middleware(SubmitFastPath, ctx=ctx)
+    # POST /api/v1/jobs is answered ahead of this stack (FastPathAPI); the rest is limited.
     app.add_middleware(BodyLimit)
     app.openapi = lambda: _openapi(app, ctx)  # type: ignore[method-assign]
     return app

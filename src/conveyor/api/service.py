@@ -43,8 +43,12 @@ def submit(
         batch_id=batch_id,
         tags=body.tags or None,
     )
-    # A deduplicated submit may answer an existing job that has failed an attempt.
-    return redact.job(principal, live_job(ctx, handle.id, deduplicated=handle.deduplicated))
+    # The state the submit wrote, when it tells it (no read back); otherwise the live
+    # state: a deduplicated submit may answer an existing job that has failed an attempt.
+    job = handle.submitted_state(Job)
+    if job is None:
+        job = live_job(ctx, handle.id, deduplicated=handle.deduplicated)
+    return redact.job(principal, job)
 
 
 def accept(ctx: ApiContext, principal: Principal, body: JobSubmission) -> Job:
