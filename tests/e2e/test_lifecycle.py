@@ -1,4 +1,8 @@
-"""Jobs through real workers: success, progress, retries, failure, delay, cancellation."""
+"""Jobs through real workers and the ``conveyor`` command: success, delay, refusals, the CLI.
+
+The policies of one delivery (progress, retries, failures, cancellation) run in
+process in ``tests/unit/worker/test_executor.py``.
+"""
 
 from __future__ import annotations
 
@@ -26,36 +30,6 @@ def test_python_client_submit_to_succeeded(app: Conveyor, worker: WorkerProcess)
     assert state.wait_s is not None and state.run_s is not None
 
 
-def test_progress_events_arrive_in_order(app: Conveyor, worker: WorkerProcess) -> None:
-    job = app.submit("diag.sleep", {"seconds": 0.6, "steps": 6})
-    events = list(job.events(timeout=30))
-    kinds = [e["type"] for e in events]
-    assert kinds[0] == "state" and kinds[-1] == "succeeded"
-    progress = [e for e in events if e["type"] == "progress"]
-    assert [round(e["progress"]) for e in progress][-3:] == [67, 83, 100]
-    assert [e["progress"] for e in progress] == sorted(e["progress"] for e in progress)
-    assert progress[-1]["stage"] == "step 6/6" and "slept" in progress[-1]["message"]
-    assert job.state().result == {"slept_s": 0.6}
-
-
-def test_transient_errors_retry_with_the_same_id(app: Conveyor, worker: WorkerProcess) -> None:
-    job = app.submit("diag.flaky", {"fail_times": 2})
-    state = job.wait(timeout=30)
-    assert state.status == "succeeded"
-    assert state.attempt == 2 and state.result == {"attempts": 3}
-    assert state.error is None
-
-
-def test_permanent_error_fails_at_once_with_its_traceback(
-    app: Conveyor, worker: WorkerProcess
-) -> None:
-    job = app.submit("diag.flaky", {"fail_times": 1, "permanent": True})
-    state = job.wait(timeout=30)
-    assert state.status == "failed" and state.attempt == 0
-    assert state.error is not None and state.error.type == "PermanentError"
-    assert "Traceback" in (state.error.traceback or "")
-
-
 def test_delay_is_respected(app: Conveyor, worker: WorkerProcess) -> None:
     submitted = time.time()
     job = app.submit("diag.noop", {}, delay=1.5)
@@ -63,28 +37,6 @@ def test_delay_is_respected(app: Conveyor, worker: WorkerProcess) -> None:
     state = job.wait(timeout=30)
     assert state.status == "succeeded"
     assert state.started_at is not None and state.started_at >= submitted + 1.5
-
-
-def test_running_job_cancelled_stops_at_next_progress(app: Conveyor, worker: WorkerProcess) -> None:
-    job = app.submit("diag.sleep", {"seconds": 30, "steps": 300})
-    wait_until(lambda: job.state().progress > 0, timeout=30, what="the job to report progress")
-    assert job.cancel()
-    state = job.wait(timeout=10)
-    assert state.status == "cancelled" and state.progress < 100
-    wait_until(lambda: f"job {job.id} stopped: cancelled" in worker.log(), timeout=10)
-
-
-def test_queued_job_cancelled_never_starts(
-    app: Conveyor, worker: WorkerProcess, redis_client: redis.Redis
-) -> None:
-    blockers = [app.submit("diag.sleep", {"seconds": 1}) for _ in range(2)]
-    wait_until(lambda: all(b.state().status == "started" for b in blockers), timeout=30)
-    job = app.submit("diag.noop", {})
-    assert job.cancel()
-    for blocker in blockers:
-        blocker.wait(timeout=30)
-    wait_until(lambda: f"job {job.id} is already cancelled" in worker.log(), timeout=30)
-    assert job.state().deliveries == 0
 
 
 def test_pickled_message_is_refused_not_run(
