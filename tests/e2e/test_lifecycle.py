@@ -19,6 +19,7 @@ from celery import Celery
 from conveyor import Conveyor, Settings, keys
 from conveyor.engine.transport import TRANSPORT_PATH
 from conveyor.testing import WorkerProcess, wait_until
+from tests.cli import run_conveyor
 
 
 def test_python_client_submit_to_succeeded(app: Conveyor, worker: WorkerProcess) -> None:
@@ -61,6 +62,7 @@ def test_pickled_message_is_refused_not_run(
 
 
 def run_cli(broker_url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``conveyor ARGS`` as a user runs it: a fresh interpreter."""
     env = dict(os.environ, REDIS_URL=broker_url, COLUMNS="120")
     return subprocess.run(
         [sys.executable, "-m", "conveyor", *args],
@@ -69,6 +71,11 @@ def run_cli(broker_url: str, *args: str, timeout: float = 60) -> subprocess.Comp
         env=env,
         timeout=timeout,
     )
+
+
+def in_process(broker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``conveyor ARGS`` in this process (the same commands and exit codes, no start-up)."""
+    return run_conveyor(*args, env={"REDIS_URL": broker_url, "COLUMNS": "120"})
 
 
 def test_cli_submit_wait_shows_progress_and_exits_zero(
@@ -82,31 +89,33 @@ def test_cli_submit_wait_shows_progress_and_exits_zero(
 
 
 def test_cli_submit_wait_exits_non_zero_on_failure(broker_url: str, worker: WorkerProcess) -> None:
-    done = run_cli(broker_url, "submit", "diag.flaky", "fail_times=1", "permanent=true", "--wait")
+    done = in_process(
+        broker_url, "submit", "diag.flaky", "fail_times=1", "permanent=true", "--wait"
+    )
     assert done.returncode == 1
     assert "failed" in done.stdout and "PermanentError" in done.stdout
 
 
 def test_cli_status_and_queues_as_json(broker_url: str, worker: WorkerProcess) -> None:
-    submitted = run_cli(broker_url, "submit", "diag.noop", "--json", "--wait")
+    submitted = in_process(broker_url, "submit", "diag.noop", "--json", "--wait")
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
-    status = json.loads(run_cli(broker_url, "status", job_id, "--json").stdout)
+    status = json.loads(in_process(broker_url, "status", job_id, "--json").stdout)
     assert status["status"] == "succeeded" and status["run_s"] is not None
-    queues = json.loads(run_cli(broker_url, "queues", "--json").stdout)
+    queues = json.loads(in_process(broker_url, "queues", "--json").stdout)
     assert [q["name"] for q in queues["queues"]][:2] == ["critical", "generation-high"]
 
 
 def test_cli_bad_input_names_the_problem(broker_url: str) -> None:
-    unknown = run_cli(broker_url, "submit", "diag.nope")
+    unknown = in_process(broker_url, "submit", "diag.nope")
     assert unknown.returncode == 2 and "known types: diag.flaky" in unknown.stderr
-    invalid = run_cli(broker_url, "submit", "diag.sleep", "seconds=soon")
+    invalid = in_process(broker_url, "submit", "diag.sleep", "seconds=soon")
     assert invalid.returncode == 2 and "seconds" in invalid.stderr
-    bad_json = run_cli(broker_url, "submit", "diag.noop", "--payload", "{oops")
+    bad_json = in_process(broker_url, "submit", "diag.noop", "--payload", "{oops")
     assert bad_json.returncode == 2 and "--payload" in bad_json.stderr
-    priority = run_cli(broker_url, "submit", "diag.noop", "--priority", "11")
+    priority = in_process(broker_url, "submit", "diag.noop", "--priority", "11")
     assert priority.returncode == 2 and "--priority" in priority.stderr
-    queue = run_cli(broker_url, "submit", "diag.noop", "--queue", "nope")
+    queue = in_process(broker_url, "submit", "diag.noop", "--queue", "nope")
     assert queue.returncode == 2 and "--queue" in queue.stderr
 
 
@@ -114,28 +123,28 @@ def test_cli_watch_follows_to_the_end(
     app: Conveyor, broker_url: str, worker: WorkerProcess
 ) -> None:
     job = app.submit("diag.sleep", {"seconds": 0.4, "steps": 4})
-    watched = run_cli(broker_url, "watch", job.id)
+    watched = in_process(broker_url, "watch", job.id)
     assert watched.returncode == 0, watched.stderr
     assert "step 4/4" in watched.stdout
     failing = app.submit("diag.flaky", {"fail_times": 1, "permanent": True})
-    assert run_cli(broker_url, "watch", failing.id).returncode == 1
+    assert in_process(broker_url, "watch", failing.id).returncode == 1
 
 
 def test_cli_cancel_then_watch_exits_three(app: Conveyor, broker_url: str) -> None:
     job = app.submit("diag.noop", {}, delay=600)
-    assert run_cli(broker_url, "cancel", job.id).returncode == 0
-    assert run_cli(broker_url, "watch", job.id).returncode == 3
-    assert run_cli(broker_url, "cancel", job.id).returncode == 1
+    assert in_process(broker_url, "cancel", job.id).returncode == 0
+    assert in_process(broker_url, "watch", job.id).returncode == 3
+    assert in_process(broker_url, "cancel", job.id).returncode == 1
 
 
 def test_cli_watch_of_an_unknown_job_says_so_without_a_bar(broker_url: str) -> None:
-    unknown = run_cli(broker_url, "watch", "no-such-job")
+    unknown = in_process(broker_url, "watch", "no-such-job")
     assert unknown.returncode == 2 and "no job no-such-job" in unknown.stderr
     assert "queued" not in unknown.stdout
 
 
 def test_cli_doctor_reports_the_broker(broker_url: str) -> None:
-    done = run_cli(broker_url, "doctor", "--json")
+    done = in_process(broker_url, "doctor", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     checks = {c["name"]: c for c in json.loads(done.stdout)}
     assert checks["broker"]["ok"] and "valkey" in checks["broker"]["detail"]
