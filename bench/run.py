@@ -18,9 +18,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--latency-jobs", type=int, default=500)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--pools", default="prefork,procs", help="Conveyor's pools to measure.")
     args = parser.parse_args()
     console = Console(width=200)
-    results = run_bench(args.jobs, args.latency_jobs, args.reps, log=console.print)
+    pools = tuple(p for p in args.pools.split(",") if p)
+    results = run_bench(args.jobs, args.latency_jobs, args.reps, log=console.print, pools=pools)
     console.print(render_table(results))
 
 

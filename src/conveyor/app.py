@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, overload
 
 import redis
 
-from conveyor import delayed, keys
+from conveyor import enqueue, keys
 from conveyor.broker.connection import check_reachable, client_for
 from conveyor.broker.embedded import discover
 from conveyor.client import Job
@@ -29,13 +28,17 @@ from conveyor.errors import (
     InvalidSubmission,
     UnknownJobType,
 )
-from conveyor.events import EventWriter, new_event
+from conveyor.events import EventWriter
 from conveyor.jobs import JobDefinition, JobFunction, make_definition
 from conveyor.middleware import Middleware
 from conveyor.middleware.chain import call_hooks, overriding
+from conveyor.middleware.defaults import default_middleware as _default_middleware
+from conveyor.middleware.options import check_options
+from conveyor.middleware.policy import Hooks
 from conveyor.ratelimits import RateLimiter
 from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
+from conveyor.submission import Submission
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
 
 if TYPE_CHECKING:
@@ -97,11 +100,16 @@ class Conveyor:
         *,
         topology: Topology | None = None,
         middleware: Sequence[Middleware] = (),
+        default_middleware: Sequence[Middleware] | None = None,
         packs: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings or Settings.load()
         self.topology = topology or load_topology(self.settings.config_file)
-        self.middleware: list[Middleware] = list(middleware)
+        #: The built-in middleware (``default_middleware``, else
+        #: :func:`conveyor.middleware.default_middleware`), then the application's.
+        defaults = _default_middleware() if default_middleware is None else default_middleware
+        self.middleware: list[Middleware] = [*defaults, *middleware]
+        self.hooks = Hooks.of(self.middleware)
         # Worked out once: submits and deliveries skip hooks no middleware overrides.
         self._enqueue_hooks = overriding(self.middleware, "before_enqueue")
         self.before_job_hooks = overriding(self.middleware, "before_job")
@@ -158,6 +166,7 @@ class Conveyor:
         """
         if not options and _UUID.match(name):
             return self.get_job(name)
+        check_options(name, options, self.middleware)
         queue = options.get("queue")
         if queue is not None:
             self.topology.queue(queue)
@@ -215,7 +224,8 @@ class Conveyor:
         def decorate(func: JobFunction) -> JobFunction:
             if job is None:
                 for definition in self._definitions.values():
-                    if definition.func is func:
+                    # An async job's definition holds its wrapper (AsyncJob).
+                    if func in (definition.func, getattr(definition.func, "__wrapped__", None)):
                         self._schedules[name] = with_job(self._schedules[name], definition.name)
             return func
 
@@ -298,14 +308,6 @@ class Conveyor:
 
         return CeleryEvents(self.broker_url, hostname=f"client@{socket.gethostname()}")
 
-    def task_sent_event(self, spec: dict[str, Any]) -> tuple[str, str]:
-        """The ``task-sent`` event for one published attempt."""
-        from conveyor.engine.events import task_fields
-
-        fields = task_fields(spec["id"], spec["type"], spec["payload"], _meta(spec))
-        fields.update(queue=spec["queue"], exchange=spec["queue"], routing_key=spec["queue"])
-        return self.celery_events.event("task-sent", fields)
-
     @cached_property
     def celery(self) -> Celery:
         """The Celery app, configured and with every job type registered as a task."""
@@ -353,6 +355,40 @@ class Conveyor:
         :class:`InvalidSubmission` before anything is enqueued, and
         :class:`BrokerError` when the broker cannot be reached.
         """
+        submission = self.submission(
+            type,
+            payload,
+            priority=priority,
+            queue=queue,
+            delay=delay,
+            eta=eta,
+            tenant=tenant,
+            batch_id=batch_id,
+            tags=tags,
+            replay_of=replay_of,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+        )
+        return self.enqueue_submission(submission, idempotency_key)
+
+    def submission(
+        self,
+        type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        eta: datetime | float | None = None,
+        tenant: str | None = None,
+        batch_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        replay_of: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+    ) -> Submission:
+        """Validate a new job and build its :class:`Submission` (what :meth:`submit` enqueues),
+        after the ``before_enqueue`` hooks accepted it; nothing is enqueued yet."""
         definition = self.definition(type)
         params = definition.validate(payload)
         queue = self._check_queue(queue, definition)
@@ -371,40 +407,51 @@ class Conveyor:
                     self.settings, self._definitions.values(), self.topology
                 ),
             )
-        due_at = _due_at(delay, eta)
-        job_id = str(uuid.uuid4())
-        now = time.time()
-        spec = self.submission_spec(
-            definition,
-            job_id,
-            params.model_dump(mode="json"),
+        labels: dict[str, Any] = {}
+        if tenant is not None:
+            labels["tenant"] = tenant
+        if batch_id is not None:
+            labels["batch_id"] = batch_id
+        if replay_of is not None:
+            labels["replay_of"] = replay_of
+        if tags:
+            labels["tags"] = list(tags)
+        submission = Submission(
+            id=str(uuid.uuid4()),
+            type=definition.name,
+            payload=params.model_dump(mode="json"),
             queue=queue,
             priority=priority,
-            attempt=0,
-            created_at=now,
-            due_at=due_at,
+            created_at=time.time(),
+            due_at=_due_at(delay, eta),
             time_limit=hard,
             soft_time_limit=soft,
+            labels=labels,
         )
-        labels = {"tenant": tenant, "batch_id": batch_id, "replay_of": replay_of}
-        spec["labels"] = {k: v for k, v in labels.items() if v is not None}
-        if tags:
-            spec["labels"]["tags"] = list(tags)
         if self._enqueue_hooks:
             # A ConveyorError (e.g. PermissionDenied) from a hook refuses the submission.
             call_hooks(
                 self._enqueue_hooks,
                 "before_enqueue",
                 self,
-                MappingProxyType(spec),
+                submission.view(),
                 passes=(ConveyorError,),
             )
+        return submission
+
+    def enqueue_submission(self, submission: Submission, idempotency_key: str | None = None) -> Job:
+        """Enqueue a new job built by :meth:`submission` (see :meth:`submit`): the job
+        holding its idempotency key or uniqueness key instead, if there is one."""
+        definition = self.definition(submission.type)
+        job_id = submission.id
         claim_key = None
         if idempotency_key is not None:
             claim_key = keys.idempotency(idempotency_key)
         elif definition.unique:
             claim_key = keys.unique(
-                definition.name, unique_digest(definition, spec["payload"]), tenant
+                definition.name,
+                unique_digest(definition, submission.payload),
+                submission.labels.get("tenant"),
             )
         try:
             if idempotency_key is not None:
@@ -416,17 +463,34 @@ class Conveyor:
                 if existing is not None:
                     return Job(self, existing, deduplicated=True)
             try:
-                self._enqueue(spec, idempotency_key)
+                enqueue.submit(self, submission, idempotency_key)
             except BaseException:
                 if claim_key is not None:
                     self.redis.delete(claim_key)
                 raise
-        except (redis.RedisError, _kombu_operational_error(), OSError) as exc:
-            raise BrokerError(
-                f"could not submit {type}: broker at {mask_url(self.broker_url)} "
-                f"is unreachable ({exc})"
-            ) from None
+        except self._broker_errors() as exc:
+            raise self._unreachable(submission.type, exc) from None
         return Job(self, job_id)
+
+    def enqueue_submissions(self, submissions: Sequence[Submission]) -> list[Job]:
+        """Enqueue many new jobs built by :meth:`submission` in one round trip (each its own
+        atomic step); those with an idempotency or uniqueness key go through
+        :meth:`enqueue_submission` instead."""
+        if not submissions:
+            return []
+        try:
+            enqueue.submit_all(self, submissions)
+        except self._broker_errors() as exc:
+            raise self._unreachable(submissions[0].type, exc) from None
+        return [Job(self, submission.id) for submission in submissions]
+
+    def _broker_errors(self) -> tuple[type[Exception], ...]:
+        return (redis.RedisError, _kombu_operational_error(), OSError)
+
+    def _unreachable(self, type: str, exc: BaseException) -> BrokerError:
+        return BrokerError(
+            f"could not submit {type}: broker at {mask_url(self.broker_url)} is unreachable ({exc})"
+        )
 
     def _check_queue(self, queue: str | None, definition: JobDefinition) -> str:
         if queue is None:
@@ -481,133 +545,23 @@ class Conveyor:
         due_at: float | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> Submission:
         """Everything needed to publish (or re-publish) one attempt of a job.
 
-        Time limits are included only when this job overrides its type's.
+        Time limits are given only when this job overrides its type's.
         """
-        limits = {"time_limit": time_limit, "soft_time_limit": soft_time_limit}
-        return {
-            "id": job_id,
-            "type": definition.name,
-            "payload": payload,
-            "queue": queue,
-            "priority": priority,
-            "attempt": attempt,
-            "created_at": created_at,
-            "due_at": due_at,
-            **{name: value for name, value in limits.items() if value is not None},
-        }
-
-    def _enqueue(self, spec: dict[str, Any], idempotency_key: str | None) -> None:
-        due_at = spec["due_at"]
-        fields = {
-            "type": spec["type"],
-            "queue": spec["queue"],
-            "priority": spec["priority"],
-            "payload": spec["payload"],
-            "created_at": spec["created_at"],
-            "due_at": due_at,
-        }
-        labels: dict[str, Any] = spec.get("labels") or {}
-        fields.update(labels)
-        writer = self.event_writer()
-        if due_at is not None and due_at > time.time():
-            event = new_event(
-                "scheduled",
-                spec["id"],
-                spec["type"],
-                spec["queue"],
-                priority=spec["priority"],
-                payload=spec["payload"],
-                due_at=due_at,
-                idempotency_key=idempotency_key,
-                created_at=spec["created_at"],
-                **labels,
-            )
-            pipe = writer.client.pipeline(transaction=True)
-            delayed.schedule(pipe, spec["id"], due_at, spec)
-            writer.emit(event, fields=fields, mode="init", client=pipe)
-            pipe.execute()
-            return
-        push = self._direct_message(spec)
-        if push is None:
-            # Publish first: if the broker is down nothing is left behind.
-            self.publish_spec(spec, record=False)
-        event = new_event(
-            "queued",
-            spec["id"],
-            spec["type"],
-            spec["queue"],
-            priority=spec["priority"],
-            payload=spec["payload"],
-            idempotency_key=idempotency_key,
-            created_at=spec["created_at"],
-            **labels,
+        return Submission(
+            id=job_id,
+            type=definition.name,
+            payload=payload,
+            queue=queue,
+            priority=priority,
+            attempt=attempt,
+            created_at=created_at,
+            due_at=due_at,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
         )
-        # With a direct message, the message and its event go in one atomic step.
-        writer.emit(
-            event, fields=fields, mode="init", celery=[self.task_sent_event(spec)], push=push
-        )
-
-    def _direct_message(self, spec: dict[str, Any]) -> tuple[str, str] | None:
-        """The message to push with the ``queued`` event, or None to publish through Celery.
-
-        Direct on Conveyor's Redis transport without compression (see
-        :mod:`conveyor.engine.message`); through Celery's producer otherwise.
-        """
-        # Here, not at import: Celery and kombu cost a quick command (`conveyor status`) a lot.
-        from conveyor.engine.message import redis_message
-        from conveyor.engine.transport import TRANSPORT_PATH
-
-        conf = self.celery.conf
-        if conf.broker_transport != TRANSPORT_PATH or conf.task_compression:
-            return None
-        limits = _limits(spec)
-        kwargs = {"meta": _meta(spec)}
-        return redis_message(
-            self.celery,
-            task_id=spec["id"],
-            name=spec["type"],
-            args=[spec["payload"]],
-            kwargs=kwargs,
-            queue=spec["queue"],
-            priority=spec["priority"],
-            argsrepr=_repr_json([spec["payload"]]),
-            kwargsrepr=_repr_json(kwargs),
-            time_limit=limits.get("time_limit"),
-            soft_time_limit=limits.get("soft_time_limit"),
-        )
-
-    def publish_spec(self, spec: dict[str, Any], record: bool = True) -> None:
-        """Publish one attempt of a job to its queue (used by submit, retries and the mover)."""
-        kwargs = {"meta": _meta(spec)}
-        self.celery.send_task(
-            spec["type"],
-            args=[spec["payload"]],
-            kwargs=kwargs,
-            task_id=spec["id"],
-            queue=spec["queue"],
-            routing_key=spec["queue"],
-            priority=spec["priority"],
-            # Celery builds these with saferepr, a third of the publish's CPU time;
-            # compact JSON (what Flower shows) costs a tenth of that.
-            argsrepr=_repr_json([spec["payload"]]),
-            kwargsrepr=_repr_json(kwargs),
-            **_limits(spec),
-        )
-        if record:
-            event = new_event(
-                "queued",
-                spec["id"],
-                spec["type"],
-                spec["queue"],
-                priority=spec["priority"],
-                attempt=spec["attempt"],
-            )
-            self.event_writer().emit(
-                event, fields={"due_at": spec.get("due_at")}, celery=[self.task_sent_event(spec)]
-            )
 
 
 def _running_job_id() -> str:
@@ -623,33 +577,6 @@ def _kombu_operational_error() -> type[Exception]:
     import kombu.exceptions
 
     return kombu.exceptions.OperationalError
-
-
-def _repr_json(value: Any, limit: int = 1024) -> str:
-    """A compact, bounded display form of a task's arguments (Celery's argsrepr)."""
-    text = json.dumps(value, separators=(",", ":"), default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _meta(spec: dict[str, Any]) -> dict[str, Any]:
-    """The ``meta`` keyword argument a job's message carries."""
-    return {
-        "attempt": spec["attempt"],
-        "queue": spec["queue"],
-        "priority": spec["priority"],
-        "created_at": spec["created_at"],
-        **_limits(spec),
-        **({"device": spec["device"]} if spec.get("device") else {}),
-    }
-
-
-def _limits(spec: dict[str, Any]) -> dict[str, Any]:
-    """The time limits this job overrides (none: its type's apply)."""
-    return {
-        name: float(spec[name])
-        for name in ("time_limit", "soft_time_limit")
-        if spec.get(name) is not None
-    }
 
 
 def _due_at(delay: float | None, eta: datetime | float | None) -> float | None:

@@ -20,6 +20,7 @@ from conveyor import keys
 from conveyor.app import Conveyor
 from conveyor.client import Job
 from conveyor.errors import ConveyorError, NotFound, PayloadInvalid
+from conveyor.submission import Submission
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 
 
@@ -99,13 +100,28 @@ def submit_batch(
     pipe.execute()
     jobs: list[Job] = []
     try:
+        # In order; runs of jobs that claim no key are enqueued pipelined, in one round trip.
+        pending: list[Submission] = []
         for item in submissions:
             options = {k: v for k, v in item.items() if k not in ("type", "payload")}
-            jobs.append(
-                app.submit(
+            key = options.pop("idempotency_key", None)
+            try:
+                submission = app.submission(
                     item["type"], item.get("payload"), tenant=tenant, batch_id=batch_id, **options
                 )
-            )
+            except BaseException:
+                # A middleware refused this one: those before it are still submitted.
+                jobs += app.enqueue_submissions(pending)
+                raise
+            if key is None and not app.definition(submission.type).unique:
+                pending.append(submission)
+                continue
+            if pending:
+                jobs += app.enqueue_submissions(pending)
+                pending = []
+            jobs.append(app.enqueue_submission(submission, key))
+        if pending:
+            jobs += app.enqueue_submissions(pending)
     except BaseException:
         # List what was submitted, without hiding why the rest was not.
         with contextlib.suppress(redis.RedisError):

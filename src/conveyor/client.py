@@ -147,5 +147,7 @@ def add_cancel(app: Conveyor, pipe: Any, state: JobState) -> None:
                 "task-revoked",
                 {"uuid": state.id, "terminated": False, "signum": None, "expired": False},
             )
-        ],
+        ]
+        if app.hooks.flower_events
+        else None,
     )

@@ -7,14 +7,15 @@ in a sorted set scored by its due time, and a *mover* (one thread in every
 worker) publishes it to its queue when due.
 
 A mover claims due entries atomically by pushing their score a lease into the
-future, publishes them, then deletes them. Several movers never claim the same
-entry; a mover that dies after claiming leaves the entry to reappear when the
-lease ends, so nothing is lost.
+future; then it publishes each one and removes it in **one atomic step**
+(:func:`conveyor.enqueue.move`), only while the entry still holds its claim.
+Several movers never claim the same entry; a mover that dies after claiming
+leaves the entry to reappear when the lease ends, so nothing is lost, and an
+attempt is published once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import redis
 
 from conveyor import keys
+from conveyor.submission import Submission
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,8 @@ return out
 """
 
 
-# Remove a published entry only if it still carries this mover's claim: a job that ran
-# and was scheduled again meanwhile (a rate-limit deferral, a quick retry) keeps its
-# new entry.
+# Remove an entry only if it still carries this mover's claim: a job scheduled again
+# meanwhile keeps its new entry.
 _RELEASE = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) == tonumber(ARGV[2]) then
@@ -54,25 +55,25 @@ return 0
 """
 
 
-def schedule(pipe: Any, job_id: str, due_at: float, spec: dict[str, Any]) -> None:
-    """Add a delayed submission to ``pipe`` (a client or pipeline)."""
-    pipe.hset(keys.DELAYED_JOBS, job_id, json.dumps(spec, separators=(",", ":")))
-    pipe.zadd(keys.DELAYED, {job_id: due_at})
-
-
 def unschedule(pipe: Any, job_id: str) -> None:
-    """Remove a delayed submission (after it was published, or when cancelled)."""
+    """Remove a delayed submission (when cancelled)."""
     pipe.zrem(keys.DELAYED, job_id)
     pipe.hdel(keys.DELAYED_JOBS, job_id)
 
 
 class Mover:
-    """Moves due delayed submissions into their queues through ``publish``."""
+    """Moves due delayed submissions into their queues through ``publish``.
+
+    ``publish(submission, claim)`` must publish a claimed entry and remove it from the
+    delayed set in one atomic step, only while the entry's score is still ``claim``,
+    and say whether it did (:func:`conveyor.enqueue.move`; :func:`conveyor.enqueue.mover`
+    builds an app's mover).
+    """
 
     def __init__(
         self,
         client: redis.Redis,
-        publish: Callable[[dict[str, Any]], None],
+        publish: Callable[[Submission, float], bool],
         *,
         poll_s: float = 0.5,
         batch: int = 100,
@@ -99,12 +100,19 @@ class Mover:
             if not reply:
                 return moved
             pairs = list(zip(reply[::2], reply[1::2], strict=True))
-            for raw_id, raw_spec in pairs:
+            for raw_id, raw_entry in pairs:
                 job_id = raw_id.decode()
-                if raw_spec:
-                    self.publish(json.loads(raw_spec))
-                self._release(keys=[keys.DELAYED, keys.DELAYED_JOBS], args=[job_id, lease])
-                moved += 1
+                if not raw_entry:  # its entry is gone: nothing to publish
+                    self._release(keys=[keys.DELAYED, keys.DELAYED_JOBS], args=[job_id, lease])
+                    continue
+                try:
+                    submission = Submission.from_json(raw_entry)
+                except ValueError as exc:
+                    # Kept (it reappears when the claim ends) for someone to look at.
+                    log.error("delayed job %s is not a submission (%s); left in place", job_id, exc)
+                    continue
+                if self.publish(submission, lease):
+                    moved += 1
             if len(pairs) < self.batch:
                 return moved
 

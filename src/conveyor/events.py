@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -37,6 +37,8 @@ EventType = Literal[
     "queued", "scheduled", "started", "progress", "retrying", "succeeded", "failed", "cancelled"
 ]
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: How an event meets the job's live state (see :meth:`EventWriter.emit`).
+EmitMode = Literal["normal", "init", "start"]
 
 #: Order of states within one attempt; a change to a lower rank is refused.
 RANK: dict[str, int] = {
@@ -49,6 +51,12 @@ RANK: dict[str, int] = {
     "failed": 9,
     "cancelled": 9,
 }
+
+#: The rank of the terminal states: a job there takes no further change. The Lua
+#: script below and the SQL merge (:mod:`conveyor.store.merge`) both use it.
+TERMINAL_RANK = RANK["succeeded"]
+assert all(RANK[state] == TERMINAL_RANK for state in TERMINAL)
+assert all(rank < TERMINAL_RANK for state, rank in RANK.items() if state not in TERMINAL)
 
 SCHEMA_VERSION = 1
 
@@ -91,29 +99,45 @@ _TRANSITION = """
 local job, stream = KEYS[1], KEYS[2]
 local status, rank, attempt = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, maxlen, channel, event, mode = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
--- ARGV[9] = n extra (channel, message) pairs to publish (Celery-format events),
--- then the pairs; then, when KEYS[3] names a broker list, the job's message to push
--- onto it; then the live-state fields as name, value pairs.
-local nextra = tonumber(ARGV[9])
-local first_field = 10 + 2 * nextra
+-- The enqueue step (see conveyor.enqueue), done first and in the same atomic step:
+-- ARGV[9] the delayed-set step for job ARGV[10] on KEYS[3] (scores) and KEYS[4]
+-- (entries): '' none; 'add' its entry ARGV[12] due at ARGV[11]; 'claimed' remove
+-- the entry a mover claimed until ARGV[11], and do nothing at all unless the entry
+-- still holds that claim (another mover took it over, or the job was cancelled).
+-- ARGV[13] the job's message to push onto the broker list KEYS[5] ('' none).
+-- ARGV[14] = n extra (channel, message) pairs to publish (Celery-format events),
+-- then the pairs; then the live-state fields as name, value pairs.
+-- mode '' writes no event (a hand-back that leaves the job's state as it is).
+local op, entry_id = ARGV[9], ARGV[10]
+if op == 'claimed' then
+  local score = redis.call('ZSCORE', KEYS[3], entry_id)
+  if not score or tonumber(score) ~= tonumber(ARGV[11]) then return {0, '', 0, 0} end
+  redis.call('ZREM', KEYS[3], entry_id)
+  redis.call('HDEL', KEYS[4], entry_id)
+elseif op == 'add' then
+  redis.call('HSET', KEYS[4], entry_id, ARGV[12])
+  redis.call('ZADD', KEYS[3], ARGV[11], entry_id)
+end
+if ARGV[13] ~= '' then redis.call('LPUSH', KEYS[5], ARGV[13]) end
+local nextra = tonumber(ARGV[14])
+local first_field = 15 + 2 * nextra
 -- The job's first stream id: a reader resuming from 0-0 seeks there, not to the
 -- stream's start (which would scan every other job's events).
 local function first_event(id)
   if redis.call('EXISTS', job) == 1 then redis.call('HSETNX', job, 'first_event', id) end
 end
 local function publish_extra()
-  for i = 0, nextra - 1 do redis.call('PUBLISH', ARGV[10 + 2 * i], ARGV[11 + 2 * i]) end
+  for i = 0, nextra - 1 do redis.call('PUBLISH', ARGV[15 + 2 * i], ARGV[16 + 2 * i]) end
 end
-if KEYS[3] then
-  -- Submit: the message is enqueued in the same atomic step as its `queued` event.
-  redis.call('LPUSH', KEYS[3], ARGV[first_field])
-  first_field = first_field + 1
+if mode == '' then
+  publish_extra()
+  return {0, '', 0, 1}
 end
 local cur = redis.call('HMGET', job, 'status', 'rank', 'attempt', 'deliveries')
 local cur_rank = tonumber(cur[2] or '0')
 local cur_attempt = tonumber(cur[3] or '-1')
 local deliveries = tonumber(cur[4] or '0')
-local stale = cur_rank >= 9 or (cur[1] and (attempt < cur_attempt or
+local stale = cur_rank >= TERMINAL_RANK or (cur[1] and (attempt < cur_attempt or
     (attempt == cur_attempt and rank < cur_rank)))
 if stale then
   if mode == 'init' then
@@ -123,7 +147,7 @@ if stale then
     first_event(redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event))
     publish_extra()
   end
-  return {0, cur[1] or '', deliveries}
+  return {0, cur[1] or '', deliveries, 1}
 end
 if mode == 'start' then
   deliveries = redis.call('HINCRBY', job, 'deliveries', 1)
@@ -143,20 +167,33 @@ first_event(redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event))
 redis.call('EXPIRE', job, ttl)
 redis.call('PUBLISH', channel, event)
 publish_extra()
-return {1, status, deliveries}
-"""
+return {1, status, deliveries, 1}
+""".replace("TERMINAL_RANK", str(TERMINAL_RANK))
 
 
 class Transition:
     """A state change that was applied or refused, as the script reported it."""
 
-    __slots__ = ("applied", "deliveries", "status")
+    __slots__ = ("applied", "deliveries", "published", "status")
 
     def __init__(self, reply: list[Any]) -> None:
         self.applied = bool(int(reply[0]))
         raw = reply[1]
         self.status = raw.decode() if isinstance(raw, bytes) else str(raw or "")
         self.deliveries = int(reply[2])
+        #: False only when a mover's claim on a delayed entry was lost: nothing was done.
+        self.published = bool(int(reply[3])) if len(reply) > 3 else True
+
+
+class DelayedStep(NamedTuple):
+    """What an enqueue does to the delayed set, in the same atomic step as its event."""
+
+    #: ``"add"``: put ``entry`` on it due at ``score``; ``"claimed"``: remove the entry
+    #: a mover claimed until ``score`` (and do nothing at all if it no longer holds it).
+    op: Literal["add", "claimed"]
+    job_id: str
+    score: float
+    entry: str = ""
 
 
 class EventWriter:
@@ -170,41 +207,55 @@ class EventWriter:
 
     def emit(
         self,
-        event: dict[str, Any],
+        event: dict[str, Any] | None,
         *,
         fields: dict[str, Any] | None = None,
-        mode: Literal["normal", "init", "start"] = "normal",
+        mode: EmitMode = "normal",
         client: Any = None,
         celery: list[tuple[str, str]] | None = None,
         push: tuple[str, str] | None = None,
+        delayed: DelayedStep | None = None,
     ) -> Transition:
         """Apply ``event`` (see the module docstring); ``fields`` go to the live-state hash.
 
         ``client`` may be a pipeline, to batch several jobs' events in one round trip;
         the :class:`Transition` is then read from the pipeline's result. ``celery``
         holds Celery-format events (channel, message) published with the change;
-        ``push`` a broker message (list, JSON) enqueued in the same atomic step.
+        ``push`` a broker message (list, JSON) and ``delayed`` a change to the delayed
+        set, both done in the same atomic step (:mod:`conveyor.enqueue`). With no
+        ``event`` (``delayed`` then names the job) only those are done.
         """
-        kind = event["type"]
-        status = "" if kind == "progress" else kind
-        args: list[Any] = [
-            status,
-            RANK[kind],
-            event.get("attempt", 0),
-            self.state_ttl_s,
-            self.events_maxlen,
-            keys.job_channel(event["job_id"]),
-            json.dumps(event, separators=(",", ":"), default=str),
-            mode,
-            len(celery or ()),
-        ]
+        if event is not None:
+            kind = event["type"]
+            job_id = event["job_id"]
+            status = "" if kind == "progress" else kind
+            head: list[Any] = [
+                status,
+                RANK[kind],
+                event.get("attempt", 0),
+                self.state_ttl_s,
+                self.events_maxlen,
+                keys.job_channel(job_id),
+                json.dumps(event, separators=(",", ":"), default=str),
+                mode,
+            ]
+        else:
+            assert delayed is not None, "an enqueue step without an event names its job"
+            job_id, status = delayed.job_id, ""
+            head = ["", 0, 0, 0, 0, "", "", ""]
+        args = head
+        if delayed is None:
+            args += ("", "", 0, "")
+        else:
+            args += delayed
+        args.append(push[1] if push is not None else "")
+        args.append(len(celery or ()))
         for channel, message in celery or ():
             args.append(channel)
             args.append(message)
-        script_keys = [keys.job(event["job_id"]), keys.EVENTS]
+        script_keys = [keys.job(job_id), keys.EVENTS, keys.DELAYED, keys.DELAYED_JOBS]
         if push is not None:
             script_keys.append(push[0])
-            args.append(push[1])
         for name, value in (fields or {}).items():
             if value is None:
                 continue

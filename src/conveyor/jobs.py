@@ -139,7 +139,11 @@ def backoff_delay(schedule: Backoff, attempt: int, cap_s: float, jitter: float =
 
 
 def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefinition:
-    """Check a job function's signature and options and build its definition."""
+    """Check a job function's signature and options and build its definition.
+
+    An ``async def`` function is wrapped in :class:`conveyor.worker.aio.AsyncJob`
+    (``definition.func`` stays a plain ``(ctx, params)`` callable).
+    """
     params = list(inspect.signature(func).parameters.values())
     if len(params) != 2:
         raise ConfigurationError(
@@ -184,6 +188,11 @@ def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefiniti
         options.pop("transient", None)
     else:
         options["transient"] = tuple(transient)
+    if inspect.iscoroutinefunction(func):
+        # Called like a sync function; the coroutine runs on the process's event loop.
+        from conveyor.worker.aio import AsyncJob
+
+        func = AsyncJob(func)
     return JobDefinition(name=name, func=func, model=model, **options)
 
 
@@ -235,7 +244,9 @@ class TempDir:
 class JobContext:
     """What a running job knows about itself, and how it reports progress.
 
-    Received as the first argument of every job function.
+    Received as the first argument of every job function, ``async def`` ones too:
+    its methods are plain calls (each at most one quick broker round trip), safe
+    inside a coroutine (see :mod:`conveyor.worker.aio`).
     """
 
     def __init__(self, execution: Execution) -> None:

@@ -28,7 +28,7 @@ MIN_PRIORITY = 0
 MAX_PRIORITY = 10
 DEAD_LETTER = "dead-letter"
 
-Pool = Literal["prefork", "threads", "solo"]
+Pool = Literal["prefork", "procs", "threads", "solo"]
 GpuPolicy = Literal["required", "prefer", "none"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -253,8 +253,8 @@ def _profile_from(current: Profile, spec: Mapping[str, Any], where: str) -> Prof
             raise ConfigurationError(f"{where}.concurrency: must be an integer ≥ 1")
         updated = replace(updated, concurrency=value)
     if "pool" in spec:
-        if spec["pool"] not in ("prefork", "threads", "solo"):
-            raise ConfigurationError(f"{where}.pool: must be one of prefork, threads, solo")
+        if spec["pool"] not in ("prefork", "procs", "threads", "solo"):
+            raise ConfigurationError(f"{where}.pool: must be one of prefork, procs, threads, solo")
         updated = replace(updated, pool=spec["pool"])
     if "gpu" in spec:
         if spec["gpu"] not in ("required", "prefer", "none"):

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis
 from celery import Celery
 
@@ -196,12 +197,15 @@ def test_delay_longer_than_the_visibility_timeout_runs_once(
     assert state.started_at >= state.due_at
 
 
+@pytest.mark.parametrize("pool", ["prefork", "procs"])
 def test_profile_time_limits_kill_a_job_that_runs_longer(
-    broker_url: str, settings: Settings, tmp_path: Path, worker_log: Path
+    broker_url: str, settings: Settings, tmp_path: Path, worker_log: Path, pool: str
 ) -> None:
     """A profile's limits from ``conveyor.toml`` reach a real worker; a submission's own win.
 
     The profile has a queue of its own: the module's shared worker consumes processing.
+    Both pools that enforce limits do (prefork through billiard, procs through its
+    supervisor).
     """
     from tests.e2e.limits_app import APP, HANG, make_app
 
@@ -213,7 +217,13 @@ def test_profile_time_limits_kill_a_job_that_runs_longer(
     app = make_app(settings.model_copy(update={"config_file": config}))
     env = {"CONVEYOR_CONFIG": str(config), "CONVEYOR_DEFAULT_RETRIES": "0"}
     with WorkerProcess(
-        broker_url, profile="limited", concurrency=2, app=APP, log_path=worker_log, env=env
+        broker_url,
+        profile="limited",
+        concurrency=2,
+        pool=pool,
+        app=APP,
+        log_path=worker_log,
+        env=env,
     ) as w:
         wait_until(
             lambda: "time limits 1s soft / 2s hard" in w.log(), timeout=10, what="ready line"

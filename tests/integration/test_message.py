@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from conveyor import Conveyor, keys
+from conveyor.enqueue import send_through_celery
 
 
 def _comparable(raw: bytes) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def test_direct_message_matches_send_task(app: Conveyor, redis_client: redis.Red
         time_limit=30,
         soft_time_limit=20,
     )
-    app.publish_spec(spec, record=False)  # through Celery's send_task
+    send_through_celery(app, spec)
     through_celery = redis_client.rpop(keys.queue_list("processing", 4))
     assert through_celery is not None
     assert _comparable(direct) == _comparable(through_celery)

@@ -11,7 +11,7 @@ import redis
 
 from conveyor import Conveyor, Settings, keys
 from conveyor.broker.inspect import delayed_count, queue_depths
-from conveyor.delayed import Mover
+from conveyor.enqueue import mover
 from conveyor.errors import BrokerError, InvalidSubmission, PayloadInvalid, UnknownJobType
 
 
@@ -98,9 +98,9 @@ def test_delayed_job_waits_on_the_broker_not_in_a_queue(
     assert state.status == "scheduled" and state.due_at is not None
     assert delayed_count(redis_client) == 1
     assert sum(d.total for d in queue_depths(redis_client, app.topology)) == 0
-    mover = Mover(redis_client, app.publish_spec)
-    assert mover.move_due() == 0
-    assert mover.move_due(now=time.time() + 7201) == 1
+    delayed_mover = mover(app)
+    assert delayed_mover.move_due() == 0
+    assert delayed_mover.move_due(now=time.time() + 7201) == 1
     assert job.state().status == "queued"
     assert redis_client.llen(keys.queue_list("processing", 3)) == 1
     assert delayed_count(redis_client) == 0
@@ -110,7 +110,7 @@ def test_two_movers_never_move_the_same_job_twice(app: Conveyor, redis_client: r
     for _ in range(50):
         app.submit("diag.noop", {}, delay=3600)
     later = time.time() + 3601
-    movers = [Mover(redis_client, app.publish_spec, batch=7) for _ in range(2)]
+    movers = [mover(app, batch=7) for _ in range(2)]
     moved = [0, 0]
     import threading
 
@@ -130,7 +130,7 @@ def test_cancelled_scheduled_job_is_never_moved(app: Conveyor, redis_client: red
     job = app.submit("diag.noop", {}, delay=60)
     assert job.cancel()
     assert job.state().status == "cancelled"
-    assert Mover(redis_client, app.publish_spec).move_due(now=time.time() + 61) == 0
+    assert mover(app).move_due(now=time.time() + 61) == 0
 
 
 def test_idempotency_key_returns_the_existing_job(app: Conveyor, redis_client: redis.Redis) -> None:

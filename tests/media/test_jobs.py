@@ -14,7 +14,7 @@ import psutil
 import pytest
 import redis
 
-from conveyor import Conveyor, Settings
+from conveyor import Conveyor, Settings, enqueue
 from conveyor.testing import WorkerProcess, wait_until
 from tests.media.conftest import Media
 
@@ -250,8 +250,7 @@ def test_the_worker_checks_paths_again(app: Conveyor) -> None:
         attempt=0,
         created_at=time.time(),
     )
-    spec["labels"] = {}
-    app._enqueue(spec, None)
+    enqueue.submit(app, spec)
     state = app.get_job(job_id).wait(timeout=60)
     assert state.status == "failed" and state.error is not None
     assert state.error.type == "PayloadInvalid" and "source" in state.error.message

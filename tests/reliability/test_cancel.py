@@ -17,15 +17,17 @@ from conveyor.testing import WorkerProcess, wait_until
 from tests.cli import run_conveyor
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["prefork", "procs"])
 def grace_worker(
-    broker_url: str, tmp_path_factory: pytest.TempPathFactory
+    broker_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[WorkerProcess]:
-    """A worker on ``processing`` whose cancelled jobs get one second to stop by themselves."""
+    """A worker on ``processing`` whose cancelled jobs get one second to stop by themselves
+    (each pool terminates them its own way)."""
     process = WorkerProcess(
         broker_url,
         profile="processing",
         concurrency=1,
+        pool=request.param,
         queues=["processing"],
         env={"CONVEYOR_CANCEL_GRACE_S": "1"},
         log_path=tmp_path_factory.mktemp("cancel") / "worker.log",

@@ -7,7 +7,8 @@ from typing import Any
 
 from tests.store.conftest import lifecycle
 
-from conveyor.events import new_event
+from conveyor import keys
+from conveyor.events import EventWriter, new_event
 from conveyor.store import JobStore
 from conveyor.store.merge import sid_number
 
@@ -227,3 +228,34 @@ def test_a_batch_of_many_reports_gives_the_same_row_as_one_by_one(store: JobStor
         partial[-1][1]["progress"],
         "s10",
     )
+
+
+def test_the_live_state_script_and_the_sql_merge_agree_on_every_change(
+    store: JobStore, writer: EventWriter
+) -> None:
+    """One rank table (events.RANK, TERMINAL_RANK) drives both: for any state and any next
+    change (older, same or newer attempt), the live state and the stored row end the same."""
+    kinds = ["queued", "scheduled", "started", "retrying", "succeeded", "failed", "cancelled"]
+    pairs = []
+    for first in kinds:
+        for second in kinds:
+            for delta in (-1, 0, 1):
+                job_id = f"{first}-{second}-{delta}"
+                pairs.append(
+                    (
+                        job_id,
+                        new_event(first, job_id, "t", "q", attempt=1),  # type: ignore[arg-type]
+                        new_event(second, job_id, "t", "q", attempt=1 + delta),  # type: ignore[arg-type]
+                    )
+                )
+    events = []
+    for _, first_event, second_event in pairs:
+        writer.emit(first_event)
+        writer.emit(second_event)
+        events += [first_event, second_event]
+    store.record(numbered(events))
+    for job_id, _, _ in pairs:
+        live = writer.client.hget(keys.job(job_id), "status")
+        record = store.get_job(job_id)
+        assert record is not None and live is not None
+        assert record.status == live.decode(), job_id

@@ -17,8 +17,10 @@ import pytest
 import redis
 
 from conveyor import Conveyor, Settings, delayed, keys
+from conveyor.enqueue import hand_back, move
 from conveyor.errors import ConfigurationError
 from conveyor.ratelimits import parse_rate
+from conveyor.submission import Submission
 from conveyor.testing import wait_until
 from conveyor.worker.inline import run_waiting
 from tests.reliability.apps import register
@@ -126,20 +128,26 @@ def test_rate_strings() -> None:
 
 
 def test_a_job_deferred_again_while_the_mover_publishes_it_keeps_its_new_entry(
-    redis_client: redis.Redis,
+    app: Conveyor, redis_client: redis.Redis
 ) -> None:
-    # A rate-limited job can run and be deferred again between the mover's publish
-    # and its removal of the entry it claimed: that removal must spare the new entry.
+    # A rate-limited job can run and be deferred again as soon as the mover published
+    # it: the mover's removal of the entry it claimed must spare the new entry.
     published: list[str] = []
 
-    def publish(spec: dict[str, object]) -> None:
-        published.append(str(spec["id"]))
-        if spec["id"] == "j1":
-            delayed.schedule(redis_client, "j1", time.time() + 5, {"id": "j1", "n": 2})
+    def entry(job_id: str, due_at: float, n: int) -> Submission:
+        return Submission(job_id, "diag.noop", {"n": n}, "processing", 3, due_at=due_at)
 
-    delayed.schedule(redis_client, "j1", time.time() - 1, {"id": "j1", "n": 1})
-    delayed.schedule(redis_client, "j2", time.time() - 1, {"id": "j2", "n": 1})
+    def publish(submission: Submission, claim: float) -> bool:
+        done = move(app, submission, claim)
+        published.append(submission.id)
+        if submission.id == "j1":
+            hand_back(app, again)
+        return done
+
+    again = entry("j1", time.time() + 5, 2)
+    for job_id in ("j1", "j2"):
+        hand_back(app, entry(job_id, time.time() - 1, 1))
     assert delayed.Mover(redis_client, publish).move_due() == 2
     assert sorted(published) == ["j1", "j2"]
     assert [m for m, _ in redis_client.zrange(keys.DELAYED, 0, -1, withscores=True)] == [b"j1"]
-    assert redis_client.hget(keys.DELAYED_JOBS, "j1") == b'{"id":"j1","n":2}'
+    assert redis_client.hget(keys.DELAYED_JOBS, "j1") == again.to_json().encode()

@@ -2,7 +2,8 @@
 
 Both systems get the same private Valkey (no persistence, as the peer
 benchmark in ``shared/peerbench`` uses), 2 worker processes (one prefork worker
-with 2 children), and the same three phases:
+with 2 children; Conveyor also with its ``procs`` pool of 2 solo consumers), and
+the same three phases:
 
 1. enqueue N no-op jobs with no worker running (enqueue jobs/s);
 2. start the workers and let them drain the N jobs (steady rate between the
@@ -66,7 +67,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _conveyor(url: str, jobs: int, latency_jobs: int, home: Path, log: Log) -> BenchResult:
+def _conveyor(
+    url: str, jobs: int, latency_jobs: int, home: Path, log: Log, pool: str = "prefork"
+) -> BenchResult:
     home.mkdir(parents=True, exist_ok=True)
     app = Conveyor(Settings(redis_url=url, home=home))
     client = app.redis
@@ -78,6 +81,7 @@ def _conveyor(url: str, jobs: int, latency_jobs: int, home: Path, log: Log) -> B
         url,
         profile="processing",
         concurrency=2,
+        pool=pool,
         loglevel="WARNING",
         log_path=home / "worker.log",
         env={"CONVEYOR_HOME": str(home)},
@@ -104,14 +108,14 @@ def _conveyor(url: str, jobs: int, latency_jobs: int, home: Path, log: Log) -> B
             assert state.started_at is not None
             latencies.append((state.started_at - before) * 1000)
     return BenchResult(
-        "conveyor (full tracking)",
+        f"conveyor (full tracking, {pool})",
         jobs,
         enqueue,
         process,
         drain,
         _percentile(latencies, 0.5),
         _percentile(latencies, 0.99),
-        "prefork -c 2, prefetch 1, acks late, events + live state + stream per state change",
+        f"{pool} -c 2, prefetch 1, acks late, events + live state + stream per state change",
     )
 
 
@@ -200,9 +204,14 @@ def _plain_celery(url: str, jobs: int, latency_jobs: int, work: Path, log: Log) 
 
 
 def run_bench(
-    jobs: int = 10_000, latency_jobs: int = 500, reps: int = 1, log: Log = print
+    jobs: int = 10_000,
+    latency_jobs: int = 500,
+    reps: int = 1,
+    log: Log = print,
+    pools: tuple[str, ...] = ("prefork", "procs"),
 ) -> list[BenchResult]:
-    """Run both systems ``reps`` times, alternating, against one private Valkey.
+    """Run Conveyor (once per pool in ``pools``) and plain Celery ``reps`` times,
+    alternating, against one private Valkey.
 
     Each figure is the median over the repetitions.
     """
@@ -210,13 +219,16 @@ def run_bench(
     broker = EmbeddedBroker(work / "home", durable=False)
     url = broker.start()
     base = url.rsplit("/", 1)[0]
-    runs: dict[str, list[BenchResult]] = {"conveyor": [], "celery": []}
+    runs: dict[str, list[BenchResult]] = {pool: [] for pool in pools}
+    runs["celery"] = []
     try:
         flush = redis.Redis.from_url(url)
         for rep in range(1, reps + 1):
             log(f"repetition {rep}/{reps}")
-            flush.flushall()
-            runs["conveyor"].append(_conveyor(url, jobs, latency_jobs, work / f"c{rep}", log))
+            for pool in pools:
+                flush.flushall()
+                home = work / f"{pool}{rep}"
+                runs[pool].append(_conveyor(url, jobs, latency_jobs, home, log, pool))
             flush.flushall()
             probe = work / f"p{rep}"
             probe.mkdir()

@@ -168,7 +168,7 @@ def worker(
     profile: str = typer.Option("processing", "--profile", "-p", help="Worker profile to run."),
     concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1),
     name: str | None = typer.Option(None, "--name", "-n", help="Worker name (PROFILE-N@host)."),
-    pool: str | None = typer.Option(None, "--pool", help="prefork, threads or solo."),
+    pool: str | None = typer.Option(None, "--pool", help="prefork, procs, threads or solo."),
     queues: str | None = typer.Option(
         None, "--queues", "-Q", help="Override the profile's queues."
     ),
@@ -213,8 +213,8 @@ def worker(
         console.print(f"worker started in the background: pid {pid}, log {target}")
         return
 
-    if pool is not None and pool not in ("prefork", "threads", "solo"):
-        raise typer.BadParameter("must be prefork, threads or solo", param_hint="'--pool'")
+    if pool is not None and pool not in ("prefork", "procs", "threads", "solo"):
+        raise typer.BadParameter("must be prefork, procs, threads or solo", param_hint="'--pool'")
     logging.basicConfig(
         level=loglevel.upper(),
         format="[%(asctime)s: %(levelname)s/%(processName)s] %(message)s",

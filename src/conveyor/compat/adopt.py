@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.utils.encoding import safe_repr
 
-from conveyor import keys
+from conveyor import enqueue, keys
 from conveyor.compat.stock import conveyor_level
 from conveyor.errors import InvalidSubmission, UnknownJobType
 from conveyor.events import new_event
@@ -135,7 +135,7 @@ def adopt(app: Conveyor, message: StockMessage) -> str:
         refuse(app, message, queue, exc, level)
         return "failed"
     hard, soft = message.timelimit
-    spec = app.submission_spec(
+    submission = app.submission_spec(
         definition,
         message.id,
         params.model_dump(mode="json"),
@@ -147,9 +147,8 @@ def adopt(app: Conveyor, message: StockMessage) -> str:
         time_limit=hard,
         soft_time_limit=soft,
     )
-    spec["labels"] = {"tags": ["celery"]}
     # The client's own enqueue: the message and its queued/scheduled event in one step.
-    app._enqueue(spec, None)
+    enqueue.submit(app, submission.but(labels={"tags": ["celery"]}))
     log.info(
         "adopted Celery message %s (%s) onto %s at level %d", message.id, message.name, queue, level
     )
@@ -172,7 +171,9 @@ def record_cancelled(app: Conveyor, message: StockMessage) -> None:
     revoked = app.celery_events.event(
         "task-revoked", {"uuid": message.id, "terminated": False, "signum": None, "expired": False}
     )
-    app.event_writer().emit(event, fields=fields, celery=[revoked])
+    app.event_writer().emit(
+        event, fields=fields, celery=[revoked] if app.hooks.flower_events else None
+    )
 
 
 def _known(app: Conveyor, queue: str | None, fallback: str) -> str:
@@ -218,7 +219,7 @@ def refuse(
     failed = app.celery_events.event(
         "task-failed", {"uuid": message.id, "exception": safe_repr(exc), "traceback": ""}
     )
-    writer.emit(event, fields=fields, celery=[failed])
+    writer.emit(event, fields=fields, celery=[failed] if app.hooks.flower_events else None)
     log.error("Celery message %s (%s) refused: %s: %s", message.id, message.name, error_type, text)
     send_dead_letter(
         app,

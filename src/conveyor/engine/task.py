@@ -16,10 +16,8 @@ from celery import Celery, Task
 from celery.exceptions import Reject, TimeLimitExceeded
 
 from conveyor.broker.outage import unavailable
-from conveyor.errors import NoGpuAvailable
 from conveyor.jobs import JobDefinition
 from conveyor.worker.executor import Execution, record_hard_time_limit
-from conveyor.worker.gpu import refuse_without_gpu
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -69,14 +67,8 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
         info.setdefault("queue", delivery.get("routing_key"))
         info.setdefault("priority", delivery.get("priority"))
         worker = request.hostname or socket.gethostname()
-        refused: NoGpuAvailable | None = None
         try:
-            try:
-                if refuse_without_gpu(app, definition, str(request.id), payload, info):
-                    return
-            except NoGpuAvailable as exc:
-                refused = exc  # recorded as the job's failure, with its dead letter
-            Execution(app, definition, str(request.id), payload, info, worker).run(refused)
+            Execution(app, definition, str(request.id), payload, info, worker).run()
         except redis.RedisError as exc:
             if not unavailable(exc):
                 raise

@@ -19,6 +19,13 @@ things and nothing else:
   worker that dies between the two loses the message). Only an idle worker
   blocks on ``BRPOP``. Queues consumed without acknowledgement (a ``celery
   inspect`` client's reply queue) are never recorded: nothing would remove them;
+* an acknowledgement made while no fetch is outstanding rides on the next fetch
+  script instead of costing its own round trip (kombu sends one per ack): the
+  job's outcome is already recorded by then, and its delivery stays leased (the
+  heartbeat renews it) until the ack reaches the broker, so a worker that dies in
+  between hands back a finished job, which is not run again. An ack made while a
+  fetch is outstanding (another thread's, or a prefork worker whose other slots
+  wait on ``BRPOP``) is sent at once, as kombu does;
 * a message that is not a kombu message is rejected and counted instead of
   stopping the worker (:mod:`conveyor.broker.malformed`);
 * binding tables written by stock Celery clients (``\\x06\\x16``-separated) are read
@@ -29,10 +36,11 @@ things and nothing else:
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from queue import Empty
 from time import monotonic
 from typing import Any
@@ -56,8 +64,15 @@ LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
 # in the same format as kombu's QoS.append (so kombu's restore logic applies).
 # In a worker (ARGV[2] names it) the delivery tag also goes to the worker's held
 # set and the worker to the holders set, for the orphan rescue (conveyor.worker.rescue).
+# ARGV[3]... are delivery tags acknowledged since the last fetch: removed first, as
+# kombu's QoS.ack (and the held set) would.
 _FETCH = """
 local n = #KEYS - 4
+for a = 3, #ARGV do
+  redis.call('ZREM', KEYS[n + 2], ARGV[a])
+  redis.call('HDEL', KEYS[n + 1], ARGV[a])
+  if ARGV[2] ~= '' then redis.call('SREM', KEYS[n + 3], ARGV[a]) end
+end
 for i = 1, n do
   local item = redis.call('RPOP', KEYS[i])
   if item then
@@ -118,6 +133,12 @@ class QoS(kombu_redis.QoS):
             pipe.execute()
         virtual.QoS.append(self, message, delivery_tag)
 
+    def ack(self, delivery_tag: str) -> None:
+        """Acknowledge ``delivery_tag``: on the next fetch, or now when one is outstanding."""
+        if not self.channel.defer_ack(delivery_tag):  # type: ignore[attr-defined]
+            self._remove_from_indices(delivery_tag).execute()
+        virtual.QoS.ack(self, delivery_tag)
+
     def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:
         pipe = super()._remove_from_indices(delivery_tag, pipe)  # type: ignore[misc]
         worker = self.channel.conveyor_worker  # type: ignore[attr-defined]
@@ -127,12 +148,14 @@ class QoS(kombu_redis.QoS):
 
     def held_tags(self) -> list[str]:
         """The delivery tags this channel holds unacknowledged (safe from another thread)."""
+        # Acknowledged but not yet sent: still held, so still leased.
+        acked: list[str] = self.channel.unsent_acks()  # type: ignore[attr-defined]
         for _ in range(3):
             try:
-                return list(self._delivered or ())
+                return [*(self._delivered or ()), *acked]
             except RuntimeError:  # changed size during iteration: read again
                 continue
-        return []
+        return acked
 
 
 #: The consuming channels of this process (read by the worker's lease renewal).
@@ -175,9 +198,59 @@ class Channel(kombu_redis.Channel):
         self._in_fetch = False
         #: Queues consumed with ``no_ack`` (their messages must not be recorded as unacked).
         self._noack_queues: set[str] = set()
+        #: Acks waiting for the next fetch, and those the outstanding fetch carries.
+        self._acks: list[str] = []
+        self._acks_sent: list[str] = []
+        self._acks_lock = threading.Lock()
         super().__init__(*args, **kwargs)
         if self.conveyor_worker:
             _channels.add(self)
+
+    def defer_ack(self, delivery_tag: str) -> bool:
+        """Keep ``delivery_tag``'s ack for the next fetch; False when one is outstanding
+        (the caller sends it now, as kombu does)."""
+        with self._acks_lock:
+            if self._in_poll or self._closing or self.closed:
+                return False
+            self._acks.append(delivery_tag)
+            return True
+
+    def unsent_acks(self) -> list[str]:
+        """Delivery tags acknowledged here whose ack has not reached the broker yet."""
+        with self._acks_lock:
+            return [*self._acks, *self._acks_sent]
+
+    def flush_acks(self) -> None:
+        """Send the acks kept for the next fetch now (before a blocking fetch, on close)."""
+        with self._acks_lock:
+            tags, self._acks = self._acks, []
+        if not tags:
+            return
+        try:
+            with self.conn_or_acquire() as client:
+                pipe = client.pipeline()
+                for tag in tags:
+                    self.qos._remove_from_indices(tag, pipe)  # type: ignore[attr-defined]
+                pipe.execute()
+        except Exception:
+            with self._acks_lock:
+                self._acks[:0] = tags
+            raise
+
+    def _acks_done(self, applied: bool) -> None:
+        with self._acks_lock:
+            if not applied:  # the script did not run: they go with the next fetch
+                self._acks[:0] = self._acks_sent
+            self._acks_sent = []
+
+    def close(self) -> None:
+        """Send the acks kept for the next fetch, then close as kombu does."""
+        self._closing = True
+        if not self.closed:
+            # If the broker is gone, the rescue hands them back later: finished jobs.
+            with suppress(Exception):
+                self.flush_acks()
+        super().close()
 
     def priority(self, n: Any) -> int:
         """Clamp ``n`` to a level (every level is its own list)."""
@@ -241,6 +314,13 @@ class Channel(kombu_redis.Channel):
             and not self.global_keyprefix
             and not self._noack_queues.intersection(queues)
         )
+        acks: list[str] = []
+        if self._in_fetch:
+            with self._acks_lock:
+                acks, self._acks = self._acks, []
+                self._acks_sent = acks
+        elif self._acks:
+            self.flush_acks()  # a blocking fetch may wait a while: ack first
         if self._in_fetch:
             worker = self.conveyor_worker
             keys_ = [
@@ -250,7 +330,7 @@ class Channel(kombu_redis.Channel):
                 keys.worker_held(worker or "-"),
                 keys.HOLDERS,
             ]
-            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time(), worker]
+            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time(), worker, *acks]
         else:
             command_args = ["BRPOP", *lists, timeout or 0]
         self._in_poll = self.client.connection
@@ -268,12 +348,22 @@ class Channel(kombu_redis.Channel):
                 reply = self.client.parse_response(self.client.connection, "EVALSHA", **options)
             except NoScriptError:
                 # First use, or the broker restarted: load the script, try again.
+                self._acks_done(applied=False)
                 with self.conn_or_acquire() as client:
                     client.script_load(_FETCH)
                 raise Empty() from None
             except self.connection_errors:  # type: ignore[attr-defined]
+                # Sent again with the next fetch: removing a removed entry changes nothing.
+                self._acks_done(applied=False)
                 self.client.connection.disconnect()
                 raise
+            except Exception:
+                self._acks_done(applied=False)
+                raise
+            self._acks_done(applied=True)
+            # The reply is read: no fetch is outstanding while the message is handled
+            # (a solo pool runs the job, and acks it, inside this call).
+            self._poll_done()
             if not reply:
                 self._backlog = False
                 raise Empty()
@@ -290,6 +380,7 @@ class Channel(kombu_redis.Channel):
             except self.connection_errors:  # type: ignore[attr-defined]
                 self.client.connection.disconnect()
                 raise
+            self._poll_done()
             # A message arrived: there may be more, so fetch with the script next.
             self._backlog = bool(reply)
             if not reply:

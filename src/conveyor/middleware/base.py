@@ -20,7 +20,7 @@ Where each hook runs::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from conveyor.middleware.outcome import Outcome
 
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 class Middleware:
     """Hooks around a job's life. Each is a no-op by default."""
+
+    #: The ``@app.job`` options this middleware gives meaning to: a job type that
+    #: declares one on an app without this middleware is refused at declaration.
+    options: ClassVar[frozenset[str]] = frozenset()
 
     def on_worker_boot(self, app: Conveyor, worker: str) -> None:
         """Called in a worker's main process once it consumes (``worker`` is its name)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from conveyor.errors import Defer, SkipJob
 from conveyor.middleware.base import Middleware
+
+M = TypeVar("M", bound=Middleware)
 
 log = logging.getLogger("conveyor.middleware")
 
@@ -15,9 +17,11 @@ log = logging.getLogger("conveyor.middleware")
 CONTROL = (SkipJob, Defer)
 
 
-def overriding(middleware: Sequence[Middleware], hook: str) -> list[Middleware]:
-    """The middleware that override ``hook`` (the rest would only cost a call)."""
-    base = getattr(Middleware, hook)
+def overriding(
+    middleware: Sequence[M], hook: str, base_class: type[Middleware] = Middleware
+) -> list[M]:
+    """The middleware that override ``hook`` of ``base_class`` (the rest would only cost a call)."""
+    base = getattr(base_class, hook)
     return [mw for mw in middleware if getattr(type(mw), hook, base) is not base]
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from conveyor.events import RANK, TERMINAL
+from conveyor.events import RANK, TERMINAL, TERMINAL_RANK
 from conveyor.store.models import BatchRow, DeadLetterRow, JobRow
 
 JOB_EVENTS = frozenset(RANK)
@@ -185,7 +185,7 @@ def job_upsert(dialect: str) -> Insert:
     stmt = _insert(dialect, JobRow.__table__)
     e, j = stmt.excluded, JobRow.__table__.c
     stale = or_(
-        j.rank >= 9,
+        j.rank >= TERMINAL_RANK,
         e.attempt < j.attempt,
         and_(e.attempt == j.attempt, e.rank < j.rank),
     )

@@ -10,7 +10,9 @@ progress, or is stuck in native code), the worker terminates it with Celery's
 own revoke-and-terminate (a ``revoke`` control command to itself, handled in the
 worker's event loop): the pool process is killed with SIGKILL and replaced, the
 message is acknowledged, and the job stays ``cancelled`` — never failed, never
-retried.
+retried. An async job running in this process (``threads`` or ``solo`` pool)
+has its task cancelled on the announcement, without waiting for the grace period
+(see :mod:`conveyor.worker.aio`).
 
 At start, a worker loads the recent revocations into Celery's revoked set, so a
 message of a job cancelled while no worker was running is discarded on receipt
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis
@@ -29,6 +32,7 @@ from celery import Celery
 from celery.worker import state as worker_state
 
 from conveyor import keys
+from conveyor.worker.aio import cancel_running
 
 log = logging.getLogger("conveyor.worker")
 
@@ -55,12 +59,20 @@ class CancelWatcher:
     """Terminates this worker's cancelled jobs that outlive the grace period."""
 
     def __init__(
-        self, client: redis.Redis, celery_app: Celery, hostname: str, grace_s: float
+        self,
+        client: redis.Redis,
+        celery_app: Celery,
+        hostname: str,
+        grace_s: float,
+        terminate: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.celery_app = celery_app
         self.hostname = hostname
         self.grace_s = grace_s
+        #: Kills the job's process (a ``procs`` consumer asks its supervisor); None:
+        #: Celery's revoke-and-terminate.
+        self.terminate = terminate
         self._pending: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,9 +92,12 @@ class CancelWatcher:
                 job_id,
                 self.grace_s,
             )
-            self.celery_app.control.revoke(
-                job_id, terminate=True, signal="SIGKILL", destination=[self.hostname]
-            )
+            if self.terminate is not None:
+                self.terminate(job_id)
+            else:
+                self.celery_app.control.revoke(
+                    job_id, terminate=True, signal="SIGKILL", destination=[self.hostname]
+                )
             self.terminated.append(job_id)
 
     def _listen(self) -> None:
@@ -93,6 +108,7 @@ class CancelWatcher:
                 message = pubsub.get_message(timeout=0.2)
                 if message is not None and message.get("type") == "message":
                     job_id = message["data"].decode()
+                    cancel_running(job_id)  # an async job of this process stops at once
                     self._pending.setdefault(job_id, time.monotonic() + self.grace_s)
                 if self._pending:
                     self._terminate_due()

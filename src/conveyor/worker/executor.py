@@ -16,23 +16,24 @@ from pydantic import BaseModel
 
 from conveyor import keys
 from conveyor.broker.outage import BROKER_DOWN_WAIT_S, unavailable, wait_for_broker
-from conveyor.delayed import schedule
 from conveyor.engine.events import task_fields
+from conveyor.enqueue import enqueue
 from conveyor.errors import (
     Defer,
-    DeliveryLimitExceeded,
     JobCancelled,
     PayloadInvalid,
     PermanentError,
     ResultNotSerializable,
     SkipJob,
-    TransientError,
 )
 from conveyor.events import TERMINAL, new_event
-from conveyor.jobs import JobContext, JobDefinition, backoff_delay, remove_job_tempdirs
+from conveyor.jobs import JobContext, JobDefinition, remove_job_tempdirs
+from conveyor.middleware import policy
 from conveyor.middleware.chain import CONTROL, call_hooks
+from conveyor.middleware.gpu import is_gpu_oom
 from conveyor.middleware.outcome import Outcome
-from conveyor.worker.deadletter import send_dead_letter
+from conveyor.middleware.retries import is_transient
+from conveyor.submission import Submission
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.worker")
 
 T = TypeVar("T")
+
+__all__ = ["Execution", "encode_result", "is_gpu_oom", "record_hard_time_limit"]
 
 #: Markers for :meth:`Execution._before_job`: input not validated yet / job handled.
 _UNVALIDATED = object()
@@ -73,6 +76,8 @@ class Execution:
         self.device = str(meta.get("device") or _default_device(definition))
         self.writer = app.event_writer()
         self.celery_events = app.celery_events
+        #: Whether state changes carry Celery task events (the FlowerEvents middleware).
+        self.flower = app.hooks.flower_events
         #: How long a write waits for a broker that refuses writes (None: as long as it
         #: takes; the message stays unacknowledged meanwhile).
         self.refused_wait_s: float | None = None
@@ -86,7 +91,7 @@ class Execution:
 
     # ------------------------------------------------------------------ events
 
-    def _spec(self, attempt: int, due_at: float) -> dict[str, Any]:
+    def _spec(self, attempt: int, due_at: float) -> Submission:
         """The submission of this job's attempt ``attempt``, due at ``due_at``."""
         return self.app.submission_spec(
             self.definition,
@@ -111,15 +116,12 @@ class Execution:
         device: str | None = None,
         celery: list[tuple[str, str]] | None = None,
     ) -> None:
-        """Put attempt ``attempt`` on the delayed set for ``due_at`` and write ``event``,
-        in one atomic round trip."""
-        spec = self._spec(attempt, due_at)
+        """Enqueue attempt ``attempt`` for ``due_at`` (on its queue when due now, else on the
+        delayed set) and write ``event``, in one atomic round trip."""
+        submission = self._spec(attempt, due_at)
         if device is not None:
-            spec["device"] = device
-        pipe = self.writer.client.pipeline(transaction=True)
-        schedule(pipe, self.job_id, due_at, spec)
-        self.writer.emit(event, fields=fields, client=pipe, celery=celery)
-        pipe.execute()
+            submission = submission.but(device=device)
+        enqueue(self.app, submission, event, fields, celery=celery)
 
     def _event(self, kind: Any, **extra: Any) -> dict[str, Any]:
         return new_event(
@@ -154,82 +156,21 @@ class Execution:
 
     # --------------------------------------------------------------- execution
 
-    def _retry_on_cpu(self, exc: BaseException) -> bool:
-        """A ``gpu="prefer"`` job that ran out of GPU memory runs again on CPU at once.
-
-        The retry is the next attempt (``ctx.device == "cpu"``, recorded in the job's
-        state); a CPU run that fails then follows the job's retry policy.
-        """
-        if self.definition.gpu != "prefer" or self.device == "cpu" or not is_gpu_oom(exc):
-            return False
-        message = f"GPU out of memory on {self.device}: retrying on CPU ({exc})"
-        now = time.time()
-        self._write(
-            self._reschedule,
-            self.attempt + 1,
-            now,
-            self._event(
-                "retrying",
-                error_type=type(exc).__name__,
-                error_message=message,
-                retry_in_s=0.0,
-                device="cpu",
-            ),
-            {"error_type": type(exc).__name__, "error_message": message, "due_at": now},
-            device="cpu",
-        )
-        log.warning("job %s: %s", self.job_id, message)
-        return True
-
-    def _rate_limited(self) -> bool:
-        """Take a slot of the job type's shared rate limit; if none is free, put the job
-        back on the delayed set for when one is (same attempt: no retry is used)."""
-        rate = self.definition.rate_limit
-        if not rate:
-            return False
-        wait = self.app.rate_limiter.acquire(self.definition.name, rate, self.job_id)
-        if not wait:  # 0: a slot is ours; None: the job is finished (the start refuses it)
-            return False
-        due_at = time.time() + wait
-        self._reschedule(
-            self.attempt,
-            due_at,
-            self._event("scheduled", due_at=due_at, message=f"rate limited ({rate})"),
-            {"due_at": due_at},
-        )
-        log.info("job %s rate limited (%s); back in %.2fs", self.job_id, rate, wait)
-        return True
-
-    def _over_delivery_limit(self, started_at: float) -> bool:
-        """Fail (and dead-letter) a job whose process died under it too many times.
-
-        Each attempt is started once; every start beyond that is a redelivery after
-        its worker process died (or was rescued from a dead worker).
-        """
-        redeliveries = self.deliveries - (self.attempt + 1)
-        limit = self.app.settings.max_redeliveries
-        if redeliveries <= limit:
-            return False
-        self._handle_error(
-            DeliveryLimitExceeded(
-                f"started {self.deliveries} times without finishing "
-                f"({redeliveries} redeliveries after its worker process died; "
-                f"CONVEYOR_MAX_REDELIVERIES={limit})"
-            ),
-            started_at,
-        )
-        return True
-
-    def run(self, refused: BaseException | None = None) -> Any:
+    def run(self) -> Any:
         """Run this delivery to its end; never raises for a job's own failure.
 
-        With ``refused`` (a job no worker can take in time), the job is not run:
-        ``refused`` is recorded as its failure.
+        A policy may handle the delivery before its start (put it back for later), or
+        refuse the job (one no worker can take in time): then it is not run, and the
+        refusal is recorded as its failure.
         """
-        # Until the start is recorded the job has not run: a broker that is down or
-        # refuses writes is waited for, and the message stays unacknowledged meanwhile.
-        if self._write(self._rate_limited):
-            return None
+        hooks = self.app.hooks
+        refused: PermanentError | None = None
+        if hooks.before_start:
+            verdict = policy.before_start(hooks.before_start, self)
+            if verdict is True:
+                return None
+            if isinstance(verdict, PermanentError):
+                refused = verdict
         ctx = JobContext(self)
         params: Any = _UNVALIDATED
         if refused is None and self.app.before_job_hooks:
@@ -257,7 +198,9 @@ class Execution:
                     self.worker,
                 ),
                 self._celery("task-started"),
-            ],
+            ]
+            if self.flower
+            else None,
         )
         if not start.applied:
             if start.status in TERMINAL:
@@ -273,7 +216,7 @@ class Execution:
         if refused is not None:
             self._handle_error(refused, started_at)
             return None
-        if self._over_delivery_limit(started_at):
+        if hooks.after_start and policy.after_start(hooks.after_start, self, started_at):
             return None
         try:
             if params is _UNVALIDATED:
@@ -289,10 +232,7 @@ class Execution:
             # a hard limit; otherwise the unacknowledged message is delivered again.
             raise
         except BaseException as exc:
-            call_hooks(self.app.middleware, "on_error", ctx, exc, reverse=True)
-            if self._retry_on_cpu(exc):
-                self._after(Outcome("retrying", error=exc, retry_in_s=0.0))
-                return None
+            call_hooks(hooks.on_error, "on_error", ctx, exc, reverse=True)
             self._handle_error(exc, started_at)
             if not isinstance(exc, Exception):
                 raise
@@ -329,7 +269,9 @@ class Execution:
                 self._celery(
                     "task-succeeded", result=safe_repr(value), runtime=finished_at - started_at
                 )
-            ],
+            ]
+            if self.flower
+            else None,
         )
         self._after(Outcome("succeeded", result=result))
         return None
@@ -365,7 +307,9 @@ class Execution:
         outcome = self.writer.emit(
             self._event("cancelled", message=message),
             fields={"finished_at": time.time(), "message": message},
-            celery=[self._celery("task-revoked", terminated=False, signum=None, expired=False)],
+            celery=[self._celery("task-revoked", terminated=False, signum=None, expired=False)]
+            if self.flower
+            else None,
         )
         log.info("job %s skipped: %s", self.job_id, message)
         if outcome.applied:
@@ -373,65 +317,41 @@ class Execution:
 
     def _after(self, outcome: Outcome) -> None:
         """Tell the middleware an attempt's recorded outcome (and the job's final one)."""
-        middleware = self.app.middleware
-        if not middleware:
+        hooks = self.app.hooks
+        if not (hooks.after_job or (outcome.final and hooks.after_final)):
             return
         ctx = JobContext(self)
-        call_hooks(middleware, "after_job", ctx, outcome, reverse=True)
+        call_hooks(hooks.after_job, "after_job", ctx, outcome, reverse=True)
         if outcome.final:
-            call_hooks(middleware, "after_final", ctx, outcome, reverse=True)
+            call_hooks(hooks.after_final, "after_final", ctx, outcome, reverse=True)
 
     def _is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, PermanentError | PayloadInvalid):
-            return False
-        if isinstance(exc, TransientError | SoftTimeLimitExceeded | TimeLimitExceeded):
-            return True
-        return isinstance(exc, self.definition.transient)
+        return is_transient(self.definition, exc)
+
+    def _error_fields(self, exc: BaseException) -> dict[str, str]:
+        """``error_type``, ``error_message`` and ``traceback`` of ``exc``, as events and
+        the live state record them."""
+        return {
+            "error_type": type(exc).__name__,
+            "error_message": _error_message(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
 
     def _handle_error(self, exc: BaseException, started_at: float) -> None:
-        error_type = type(exc).__name__
-        message = _error_message(exc)
-        trace = "".join(traceback.format_exception(exc))
-        retries = self.app.retries_for(self.definition)
+        """Record a failed attempt: as a policy decides (a retry), else failed for good."""
+        hooks = self.app.hooks
+        if hooks.on_failure:
+            outcome = policy.on_failure(hooks.on_failure, self, exc, started_at)
+            if outcome is not None:
+                self._after(outcome)
+                return
+        self._fail(exc, started_at)
+
+    def _fail(self, exc: BaseException, started_at: float) -> None:
+        """Record the job failed for good (the dead letter goes with the event)."""
+        error = self._error_fields(exc)
+        error_type, message = error["error_type"], error["error_message"]
         finished_at = time.time()
-        if self._is_transient(exc) and self.attempt < retries:
-            schedule_ = self.definition.backoff
-            if schedule_ is None:
-                schedule_ = self.app.settings.default_backoff_s
-            settings = self.app.settings
-            delay = backoff_delay(
-                schedule_, self.attempt, settings.backoff_max_s, settings.backoff_jitter
-            )
-            due_at = finished_at + delay
-            self._write(
-                self._reschedule,
-                self.attempt + 1,
-                due_at,
-                self._event(
-                    "retrying",
-                    error_type=error_type,
-                    error_message=message,
-                    traceback=trace,
-                    retry_in_s=delay,
-                ),
-                {
-                    "error_type": error_type,
-                    "error_message": message,
-                    "traceback": trace,
-                    "due_at": due_at,
-                },
-                celery=[self._celery("task-retried", exception=safe_repr(exc), traceback=trace)],
-            )
-            log.warning(
-                "job %s attempt %d failed (%s: %s); retry in %.1fs",
-                self.job_id,
-                self.attempt,
-                error_type,
-                message,
-                delay,
-            )
-            self._after(Outcome("retrying", error=exc, retry_in_s=delay))
-            return
         # The failed event carries everything the recorder files as the dead letter.
         self._write(
             self.writer.emit,
@@ -439,36 +359,36 @@ class Execution:
                 "failed",
                 priority=self.priority,
                 payload=self.payload,
-                error_type=error_type,
-                error_message=message,
-                traceback=trace,
+                **error,
                 runtime_s=finished_at - started_at,
                 failed_at=finished_at,
             ),
-            fields={
-                "error_type": error_type,
-                "error_message": message,
-                "traceback": trace,
-                "finished_at": finished_at,
-            },
-            celery=[self._celery("task-failed", exception=safe_repr(exc), traceback=trace)],
+            fields={**error, "finished_at": finished_at},
+            celery=[
+                self._celery("task-failed", exception=safe_repr(exc), traceback=error["traceback"])
+            ]
+            if self.flower
+            else None,
         )
         log.error("job %s failed (%s: %s)", self.job_id, error_type, message)
-        send_dead_letter(
-            self.app,
-            {
-                "job_id": self.job_id,
-                "type": self.definition.name,
-                "queue": self.queue,
-                "priority": self.priority,
-                "error_type": error_type,
-                "error_message": message,
-                "attempt": self.attempt,
-                "deliveries": self.deliveries,
-                "worker": self.worker,
-                "failed_at": finished_at,
-            },
-        )
+        hooks = self.app.hooks
+        if hooks.after_failed:
+            policy.after_failed(
+                hooks.after_failed,
+                self,
+                {
+                    "job_id": self.job_id,
+                    "type": self.definition.name,
+                    "queue": self.queue,
+                    "priority": self.priority,
+                    "error_type": error_type,
+                    "error_message": message,
+                    "attempt": self.attempt,
+                    "deliveries": self.deliveries,
+                    "worker": self.worker,
+                    "failed_at": finished_at,
+                },
+            )
         self._after(Outcome("failed", error=exc))
 
 
@@ -484,18 +404,6 @@ def _error_message(exc: BaseException) -> str:
             return f"hard time limit{within} exceeded; the job's process was killed and replaced"
         return f"soft time limit{within} exceeded"
     return str(exc) or type(exc).__name__
-
-
-def is_gpu_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is a GPU out-of-memory error (torch, CUDA, cuDNN, JAX/XLA…).
-
-    Told by class name and message, so no GPU library needs importing.
-    """
-    name = type(exc).__name__
-    text = str(exc).lower()
-    if name in ("OutOfMemoryError", "CudaOutOfMemoryError", "GPUOutOfMemoryError"):
-        return "cpu" not in text or "cuda" in text
-    return "out of memory" in text and any(w in text for w in ("cuda", "gpu", "cudnn", "hip"))
 
 
 def _default_device(definition: JobDefinition) -> str:

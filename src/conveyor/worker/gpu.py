@@ -18,7 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from conveyor import keys
-from conveyor.delayed import schedule
+from conveyor.enqueue import hand_back
 from conveyor.errors import ConfigurationError, NoGpuAvailable
 
 if TYPE_CHECKING:
@@ -65,8 +65,7 @@ def refuse_without_gpu(
             "to their queue for a GPU worker",
             definition.name,
         )
-    due = now + ROUTE_BACK_S
-    spec = app.submission_spec(
+    submission = app.submission_spec(
         definition,
         job_id,
         payload,
@@ -74,9 +73,12 @@ def refuse_without_gpu(
         priority=meta.get("priority"),
         attempt=int(meta.get("attempt", 0)),
         created_at=meta.get("created_at"),
-        due_at=due,
+        due_at=now + ROUTE_BACK_S,
+        # The job's own limits, if it has any, go with it to the GPU worker.
+        time_limit=meta.get("time_limit"),
+        soft_time_limit=meta.get("soft_time_limit"),
     )
-    schedule(app.redis, job_id, due, spec)
+    hand_back(app, submission)
     return True
 
 

@@ -14,9 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from conveyor import keys
-from conveyor.delayed import Mover
 from conveyor.engine.message import message_body
 from conveyor.engine.transport import LEVELS_URGENT_FIRST
+from conveyor.enqueue import mover as delayed_mover
 from conveyor.errors import UnknownJobType
 from conveyor.topology import DEAD_LETTER
 from conveyor.worker.executor import Execution
@@ -54,7 +54,7 @@ def run_waiting(
     """
     names = queues or [q for q in app.topology.queue_names() if q != DEAD_LETTER]
     worker = worker or f"inline-{socket.gethostname()}"
-    mover = Mover(app.redis, app.publish_spec) if delayed_within_s is not None else None
+    mover = delayed_mover(app) if delayed_within_s is not None else None
     ran: list[str] = []
     foreign: list[tuple[str, bytes]] = []
     while len(ran) < max_jobs:

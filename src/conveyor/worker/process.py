@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -13,14 +12,15 @@ from celery.utils.nodenames import host_format
 
 from conveyor.broker.malformed import count_refused_messages
 from conveyor.compat.worker import CeleryCompat
-from conveyor.delayed import Mover
+from conveyor.enqueue import mover as delayed_mover
 from conveyor.errors import ConfigurationError
 from conveyor.middleware.chain import call_hooks
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
 from conveyor.timelimits import worker_limits
-from conveyor.worker import gpu, guard
+from conveyor.worker import aio, gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
+from conveyor.worker.consumer import reporter_from_env
 from conveyor.worker.heartbeats import Heartbeat
 from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
@@ -81,16 +81,35 @@ def run_worker(
     hostname = node_name(name, profile.name)
     celery_app = app.celery
     _check_visibility(celery_app.conf.broker_transport_options or {}, hard_limit, app)
+    pool = pool or profile.pool
+    if pool == "procs":
+        raise SystemExit(
+            _run_procs(
+                app,
+                profile.name,
+                hostname,
+                size.concurrency,
+                selected,
+                loglevel,
+                (hard_limit, soft_limit),
+                prefetch or profile.prefetch,
+                max_tasks_per_child or profile.max_tasks_per_child,
+                daemon or {},
+            )
+        )
+    reporter = reporter_from_env()
     apply_worker_limits(celery_app, app, hard_limit, soft_limit)
-    if (pool or profile.pool) != "prefork" and (
-        time_limit or soft_time_limit or profile.time_limit or profile.soft_time_limit
+    if (
+        pool != "prefork"
+        and reporter is None
+        and (time_limit or soft_time_limit or profile.time_limit or profile.soft_time_limit)
     ):
         log.warning(
-            "worker %s: Celery enforces time limits only in the prefork pool, not %s",
+            "worker %s: time limits are enforced only in the prefork and procs pools, not %s",
             hostname,
-            pool or profile.pool,
+            pool,
         )
-    mover = Mover(app.redis, _publisher(app), poll_s=app.settings.delayed_poll_s)
+    mover = delayed_mover(app, poll_s=app.settings.delayed_poll_s)
     install_unknown_types(celery_app, app, hostname)
     # The transport records this worker's deliveries in its held set (the rescue's input).
     options = dict(celery_app.conf.broker_transport_options or {})
@@ -116,7 +135,13 @@ def run_worker(
     )
     heartbeat.description["pool_size"] = size.describe()
 
-    canceller = CancelWatcher(app.redis, celery_app, hostname, app.settings.cancel_grace_s)
+    canceller = CancelWatcher(
+        app.redis,
+        celery_app,
+        hostname,
+        app.settings.cancel_grace_s,
+        terminate=reporter.terminate if reporter is not None else None,
+    )
     compat = CeleryCompat(app, selected)
 
     def started(**_: Any) -> None:
@@ -132,7 +157,7 @@ def run_worker(
             hostname,
             ",".join(selected),
             size.describe(),
-            pool or profile.pool,
+            "procs (solo consumer)" if reporter is not None else pool,
             soft_limit,
             hard_limit,
         )
@@ -149,7 +174,7 @@ def run_worker(
 
     if app.worker_start_hooks:
         # Prefork: once in each pool process; threads and solo run jobs in this one.
-        if (pool or profile.pool) == "prefork":
+        if pool == "prefork":
             signals.worker_process_init.connect(process_init, weak=False)
         else:
             run_start_hooks(app.worker_start_hooks)
@@ -175,7 +200,7 @@ def run_worker(
             else ["--concurrency", str(concurrency)]
         ),
         "--pool",
-        pool or profile.pool,
+        pool,
         # The worker's defaults; a job type's limits (task options) and a submission's
         # (the message's timelimit header) take precedence inside Celery.
         "--time-limit",
@@ -195,16 +220,41 @@ def run_worker(
         argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
     argv += [f"--{flag}={value}" for flag, value in (daemon or {}).items()]
     guard.mark_started_by_conveyor()
+    aio.set_pool(pool or profile.pool)
     celery_app.worker_main(argv)
 
 
-def _publisher(app: Conveyor) -> Callable[[dict[str, Any]], None]:
-    """The mover's publish: a job handed back for another worker keeps its ``queued`` state."""
+def _run_procs(
+    app: Conveyor,
+    profile: str,
+    hostname: str,
+    concurrency: int,
+    queues: list[str],
+    loglevel: str,
+    limits: tuple[float, float],
+    prefetch: int | None,
+    max_tasks_per_child: int | None,
+    daemon: dict[str, str],
+) -> int:
+    """Run the ``procs`` pool (:mod:`conveyor.worker.procs`): its consumers get this
+    worker's resolved options."""
+    from conveyor.worker.procs import run_procs
 
-    def publish(spec: dict[str, Any]) -> None:
-        app.publish_spec(spec, record=not spec.get("handed_back"))
-
-    return publish
+    options = ["--queues", ",".join(queues), "--loglevel", loglevel]
+    options += ["--time-limit", f"{limits[0]:g}", "--soft-time-limit", f"{limits[1]:g}"]
+    if prefetch is not None:
+        options += ["--prefetch", str(prefetch)]
+    if "logfile" in daemon:
+        options += ["--logfile", daemon["logfile"]]
+    return run_procs(
+        app,
+        profile,
+        hostname,
+        concurrency,
+        options,
+        max_tasks_per_child=max_tasks_per_child,
+        pidfile=daemon.get("pidfile"),
+    )
 
 
 def apply_worker_limits(

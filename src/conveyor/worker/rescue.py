@@ -146,6 +146,12 @@ class Rescuer:
             pipe.zadd(UNACKED_INDEX, dict.fromkeys(tags, now), xx=True)
         pipe.sadd(keys.HOLDERS, self.name)
 
+    def release_all(self) -> list[tuple[str, str, str]]:
+        """Re-queue every delivery this worker holds, leased or not: its process is known
+        to be dead (a ``procs`` consumer that was killed or exited under its jobs)."""
+        self._hold_others_until = float("inf")
+        return self.rescue(now=time.time() + self.lease_s + 10**9)
+
     def beat_failed(self) -> None:
         """The heartbeat could not reach the broker: hold off rescuing others after it."""
         self._failing = True

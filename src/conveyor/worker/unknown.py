@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any, cast
 from celery.worker.consumer import Consumer as CeleryConsumer
 from pydantic import BaseModel
 
-from conveyor import delayed, keys
+from conveyor import keys
+from conveyor.enqueue import hand_back
 from conveyor.errors import UnknownJobType
 from conveyor.events import TERMINAL
 from conveyor.jobs import JobDefinition
+from conveyor.submission import Submission
 from conveyor.worker.heartbeats import serving_workers
 
 if TYPE_CHECKING:
@@ -140,22 +142,22 @@ class UnknownTypes:
 
     def _hand_back(self, delivery: Delivery, hops: int) -> None:
         meta = delivery.meta
-        spec = {
-            "id": delivery.job_id,
-            "type": delivery.job_type,
-            "payload": delivery.payload,
-            "queue": delivery.queue,
-            "priority": delivery.priority,
-            "attempt": int(meta.get("attempt", 0)),
-            "created_at": meta.get("created_at"),
-            "due_at": None,
+        submission = Submission(
+            id=delivery.job_id,
+            type=delivery.job_type,
+            payload=delivery.payload,
+            queue=delivery.queue,
+            priority=delivery.priority,
+            attempt=int(meta.get("attempt", 0)),
+            created_at=meta.get("created_at"),
+            due_at=time.time() + pause_s(hops),
+            time_limit=meta.get("time_limit") or None,
+            soft_time_limit=meta.get("soft_time_limit") or None,
+            device=meta.get("device") or None,
             # Published again without a new `queued` event: the job never left that state.
-            "handed_back": True,
-            **{k: meta[k] for k in ("time_limit", "soft_time_limit", "device") if meta.get(k)},
-        }
-        pipe = self.app.redis.pipeline(transaction=True)
-        delayed.schedule(pipe, delivery.job_id, time.time() + pause_s(hops), spec)
-        pipe.execute()
+            handed_back=True,
+        )
+        hand_back(self.app, submission)
 
     def _fail(self, delivery: Delivery, reason: str) -> None:
         from conveyor.worker.executor import Execution

@@ -1,0 +1,52 @@
+"""Which middleware gives each ``@app.job`` option its meaning, checked at declaration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from conveyor.errors import ConfigurationError
+from conveyor.middleware.base import Middleware
+
+
+def check_options(job: str, options: Mapping[str, Any], middleware: Sequence[Middleware]) -> None:
+    """Refuse an option of job type ``job`` that no middleware of the app owns.
+
+    Options no built-in middleware owns (``queue``, ``priority``, ``unique``…) are
+    the core's and always accepted; an option left at its default (or ``retries=0``,
+    ``gpu="none"``) needs no owner.
+    """
+    given = [name for name, value in options.items() if not _unset(name, value)]
+    if not given:
+        return
+    owned = frozenset().union(*(mw.options for mw in middleware))
+    for name in given:
+        owner = _built_in_owners().get(name)
+        if owner is None or name in owned:
+            continue
+        raise ConfigurationError(
+            f"job {job!r}: {name}= needs the {owner} middleware, which this app does not "
+            f"install; add conveyor.middleware.{owner}() to Conveyor(middleware=[...]) "
+            f"(or to default_middleware=[...]), or drop {name}="
+        )
+
+
+#: Values that ask for what an app without the option's owner does anyway.
+_NEUTRAL = {"gpu": "none", "retries": 0}
+
+
+def _unset(name: str, value: Any) -> bool:
+    return value is None or (name in _NEUTRAL and value == _NEUTRAL[name])
+
+
+_OWNERS: dict[str, str] = {}
+
+
+def _built_in_owners() -> dict[str, str]:
+    """Option → the name of the built-in middleware that owns it."""
+    if not _OWNERS:
+        from conveyor.middleware.defaults import default_middleware
+
+        for mw in default_middleware():
+            _OWNERS.update(dict.fromkeys(mw.options, type(mw).__name__))
+    return _OWNERS
