@@ -10,10 +10,16 @@ from pathlib import Path
 
 from conveyor import Settings
 from conveyor.supervisor import plan_services
+from tests.cli import run_conveyor
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``conveyor ARGS`` in a subprocess."""
+    """``conveyor ARGS`` in this process (the same commands and exit codes, no start-up)."""
+    return run_conveyor(*args, env=env)
+
+
+def run_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``conveyor ARGS`` in a subprocess (a refusal that must come before any server)."""
     return subprocess.run(
         [sys.executable, "-m", "conveyor", *args],
         capture_output=True,
@@ -40,7 +46,7 @@ def test_keys_create_list_revoke(broker_url: str, tmp_path: Path) -> None:
 
 def test_auth_off_is_refused_on_a_non_loopback_bind(broker_url: str, tmp_path: Path) -> None:
     env = dict(os.environ, REDIS_URL=broker_url, CONVEYOR_HOME=str(tmp_path))
-    refused = run(["api", "--host", "0.0.0.0", "--auth", "off"], env)
+    refused = run_process(["api", "--host", "0.0.0.0", "--auth", "off"], env)
     assert refused.returncode == 2 and "loopback" in refused.stderr
 
 

@@ -19,17 +19,33 @@ print(json.dumps({"ping": sorted(replies), "active": sorted(active)}))
 """
 
 
-def celery_cli(broker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``celery -A conveyor.celery ARGS`` as a user runs it (the app from the environment)."""
+def celery_cli(broker_url: str, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """``celery -A conveyor.celery ARGS`` for each of ``commands``, as a user runs it (the
+    app from the environment); started together, since each waits out its reply timeout."""
     env = dict(os.environ, REDIS_URL=broker_url)
-    return subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "conveyor.celery", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    started = [
+        (
+            args,
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "conveyor.celery", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            ),
+        )
+        for args in commands
+    ]
+    done = []
+    for args, process in started:
+        try:
+            out, err = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            for _, other in started:
+                other.kill()
+            raise
+        done.append(subprocess.CompletedProcess(args, process.returncode, out, err))
+    return done
 
 
 def test_stock_inspect_then_celery_cli_get_replies_and_leave_nothing_unacked(
@@ -42,14 +58,21 @@ def test_stock_inspect_then_celery_cli_get_replies_and_leave_nothing_unacked(
     stock = run_stock(PING, broker_url)
     assert worker.name in stock["ping"], worker.log()[-2000:]
     assert worker.name in stock["active"]
-    for command in (["inspect", "ping"], ["inspect", "active"], ["inspect", "stats"]):
-        done = celery_cli(broker_url, *command, "--timeout", "2")
+    *inspected, scheduled, enabled = celery_cli(
+        broker_url,
+        ["inspect", "ping", "--timeout", "2"],
+        ["inspect", "active", "--timeout", "2"],
+        ["inspect", "stats", "--timeout", "2"],
+        ["inspect", "scheduled", "--timeout", "2"],
+        ["control", "enable_events", "--timeout", "2"],
+    )
+    for done in inspected:
         assert done.returncode == 0, done.stdout + done.stderr
         assert worker.name in done.stdout, done.stdout + done.stderr
-    done = celery_cli(broker_url, "inspect", "scheduled", "--timeout", "2")
-    assert later.id in done.stdout, done.stdout + done.stderr
-    done = celery_cli(broker_url, "control", "enable_events", "--timeout", "2")
-    assert done.returncode == 0 and worker.name in done.stdout, done.stdout + done.stderr
+    assert later.id in scheduled.stdout, scheduled.stdout + scheduled.stderr
+    assert enabled.returncode == 0 and worker.name in enabled.stdout, (
+        enabled.stdout + enabled.stderr
+    )
     # Replies are consumed without acknowledgement: none may stay in kombu's unacked hash.
     assert redis_client.hlen("unacked") == before
     assert "ValueError" not in worker.log()

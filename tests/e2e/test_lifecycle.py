@@ -1,4 +1,8 @@
-"""Jobs through real workers: success, progress, retries, failure, delay, cancellation."""
+"""Jobs through real workers and the ``conveyor`` command: success, delay, refusals, the CLI.
+
+The policies of one delivery (progress, retries, failures, cancellation) run in
+process in ``tests/unit/worker/test_executor.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from celery import Celery
 from conveyor import Conveyor, Settings, keys
 from conveyor.engine.transport import TRANSPORT_PATH
 from conveyor.testing import WorkerProcess, wait_until
+from tests.cli import run_conveyor
 
 
 def test_python_client_submit_to_succeeded(app: Conveyor, worker: WorkerProcess) -> None:
@@ -27,36 +32,6 @@ def test_python_client_submit_to_succeeded(app: Conveyor, worker: WorkerProcess)
     assert state.wait_s is not None and state.run_s is not None
 
 
-def test_progress_events_arrive_in_order(app: Conveyor, worker: WorkerProcess) -> None:
-    job = app.submit("diag.sleep", {"seconds": 0.6, "steps": 6})
-    events = list(job.events(timeout=30))
-    kinds = [e["type"] for e in events]
-    assert kinds[0] == "state" and kinds[-1] == "succeeded"
-    progress = [e for e in events if e["type"] == "progress"]
-    assert [round(e["progress"]) for e in progress][-3:] == [67, 83, 100]
-    assert [e["progress"] for e in progress] == sorted(e["progress"] for e in progress)
-    assert progress[-1]["stage"] == "step 6/6" and "slept" in progress[-1]["message"]
-    assert job.state().result == {"slept_s": 0.6}
-
-
-def test_transient_errors_retry_with_the_same_id(app: Conveyor, worker: WorkerProcess) -> None:
-    job = app.submit("diag.flaky", {"fail_times": 2})
-    state = job.wait(timeout=30)
-    assert state.status == "succeeded"
-    assert state.attempt == 2 and state.result == {"attempts": 3}
-    assert state.error is None
-
-
-def test_permanent_error_fails_at_once_with_its_traceback(
-    app: Conveyor, worker: WorkerProcess
-) -> None:
-    job = app.submit("diag.flaky", {"fail_times": 1, "permanent": True})
-    state = job.wait(timeout=30)
-    assert state.status == "failed" and state.attempt == 0
-    assert state.error is not None and state.error.type == "PermanentError"
-    assert "Traceback" in (state.error.traceback or "")
-
-
 def test_delay_is_respected(app: Conveyor, worker: WorkerProcess) -> None:
     submitted = time.time()
     job = app.submit("diag.noop", {}, delay=1.5)
@@ -64,28 +39,6 @@ def test_delay_is_respected(app: Conveyor, worker: WorkerProcess) -> None:
     state = job.wait(timeout=30)
     assert state.status == "succeeded"
     assert state.started_at is not None and state.started_at >= submitted + 1.5
-
-
-def test_running_job_cancelled_stops_at_next_progress(app: Conveyor, worker: WorkerProcess) -> None:
-    job = app.submit("diag.sleep", {"seconds": 30, "steps": 300})
-    wait_until(lambda: job.state().progress > 0, timeout=30, what="the job to report progress")
-    assert job.cancel()
-    state = job.wait(timeout=10)
-    assert state.status == "cancelled" and state.progress < 100
-    wait_until(lambda: f"job {job.id} stopped: cancelled" in worker.log(), timeout=10)
-
-
-def test_queued_job_cancelled_never_starts(
-    app: Conveyor, worker: WorkerProcess, redis_client: redis.Redis
-) -> None:
-    blockers = [app.submit("diag.sleep", {"seconds": 1}) for _ in range(2)]
-    wait_until(lambda: all(b.state().status == "started" for b in blockers), timeout=30)
-    job = app.submit("diag.noop", {})
-    assert job.cancel()
-    for blocker in blockers:
-        blocker.wait(timeout=30)
-    wait_until(lambda: f"job {job.id} is already cancelled" in worker.log(), timeout=30)
-    assert job.state().deliveries == 0
 
 
 def test_pickled_message_is_refused_not_run(
@@ -110,6 +63,7 @@ def test_pickled_message_is_refused_not_run(
 
 
 def run_cli(broker_url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``conveyor ARGS`` as a user runs it: a fresh interpreter."""
     env = dict(os.environ, REDIS_URL=broker_url, COLUMNS="120")
     return subprocess.run(
         [sys.executable, "-m", "conveyor", *args],
@@ -118,6 +72,11 @@ def run_cli(broker_url: str, *args: str, timeout: float = 60) -> subprocess.Comp
         env=env,
         timeout=timeout,
     )
+
+
+def in_process(broker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``conveyor ARGS`` in this process (the same commands and exit codes, no start-up)."""
+    return run_conveyor(*args, env={"REDIS_URL": broker_url, "COLUMNS": "120"})
 
 
 def test_cli_submit_wait_shows_progress_and_exits_zero(
@@ -131,31 +90,33 @@ def test_cli_submit_wait_shows_progress_and_exits_zero(
 
 
 def test_cli_submit_wait_exits_non_zero_on_failure(broker_url: str, worker: WorkerProcess) -> None:
-    done = run_cli(broker_url, "submit", "diag.flaky", "fail_times=1", "permanent=true", "--wait")
+    done = in_process(
+        broker_url, "submit", "diag.flaky", "fail_times=1", "permanent=true", "--wait"
+    )
     assert done.returncode == 1
     assert "failed" in done.stdout and "PermanentError" in done.stdout
 
 
 def test_cli_status_and_queues_as_json(broker_url: str, worker: WorkerProcess) -> None:
-    submitted = run_cli(broker_url, "submit", "diag.noop", "--json", "--wait")
+    submitted = in_process(broker_url, "submit", "diag.noop", "--json", "--wait")
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
-    status = json.loads(run_cli(broker_url, "status", job_id, "--json").stdout)
+    status = json.loads(in_process(broker_url, "status", job_id, "--json").stdout)
     assert status["status"] == "succeeded" and status["run_s"] is not None
-    queues = json.loads(run_cli(broker_url, "queues", "--json").stdout)
+    queues = json.loads(in_process(broker_url, "queues", "--json").stdout)
     assert [q["name"] for q in queues["queues"]][:2] == ["critical", "generation-high"]
 
 
 def test_cli_bad_input_names_the_problem(broker_url: str) -> None:
-    unknown = run_cli(broker_url, "submit", "diag.nope")
+    unknown = in_process(broker_url, "submit", "diag.nope")
     assert unknown.returncode == 2 and "known types: diag.flaky" in unknown.stderr
-    invalid = run_cli(broker_url, "submit", "diag.sleep", "seconds=soon")
+    invalid = in_process(broker_url, "submit", "diag.sleep", "seconds=soon")
     assert invalid.returncode == 2 and "seconds" in invalid.stderr
-    bad_json = run_cli(broker_url, "submit", "diag.noop", "--payload", "{oops")
+    bad_json = in_process(broker_url, "submit", "diag.noop", "--payload", "{oops")
     assert bad_json.returncode == 2 and "--payload" in bad_json.stderr
-    priority = run_cli(broker_url, "submit", "diag.noop", "--priority", "11")
+    priority = in_process(broker_url, "submit", "diag.noop", "--priority", "11")
     assert priority.returncode == 2 and "--priority" in priority.stderr
-    queue = run_cli(broker_url, "submit", "diag.noop", "--queue", "nope")
+    queue = in_process(broker_url, "submit", "diag.noop", "--queue", "nope")
     assert queue.returncode == 2 and "--queue" in queue.stderr
 
 
@@ -163,28 +124,28 @@ def test_cli_watch_follows_to_the_end(
     app: Conveyor, broker_url: str, worker: WorkerProcess
 ) -> None:
     job = app.submit("diag.sleep", {"seconds": 0.4, "steps": 4})
-    watched = run_cli(broker_url, "watch", job.id)
+    watched = in_process(broker_url, "watch", job.id)
     assert watched.returncode == 0, watched.stderr
     assert "step 4/4" in watched.stdout
     failing = app.submit("diag.flaky", {"fail_times": 1, "permanent": True})
-    assert run_cli(broker_url, "watch", failing.id).returncode == 1
+    assert in_process(broker_url, "watch", failing.id).returncode == 1
 
 
 def test_cli_cancel_then_watch_exits_three(app: Conveyor, broker_url: str) -> None:
     job = app.submit("diag.noop", {}, delay=600)
-    assert run_cli(broker_url, "cancel", job.id).returncode == 0
-    assert run_cli(broker_url, "watch", job.id).returncode == 3
-    assert run_cli(broker_url, "cancel", job.id).returncode == 1
+    assert in_process(broker_url, "cancel", job.id).returncode == 0
+    assert in_process(broker_url, "watch", job.id).returncode == 3
+    assert in_process(broker_url, "cancel", job.id).returncode == 1
 
 
 def test_cli_watch_of_an_unknown_job_says_so_without_a_bar(broker_url: str) -> None:
-    unknown = run_cli(broker_url, "watch", "no-such-job")
+    unknown = in_process(broker_url, "watch", "no-such-job")
     assert unknown.returncode == 2 and "no job no-such-job" in unknown.stderr
     assert "queued" not in unknown.stdout
 
 
 def test_cli_doctor_reports_the_broker(broker_url: str) -> None:
-    done = run_cli(broker_url, "doctor", "--json")
+    done = in_process(broker_url, "doctor", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     checks = {c["name"]: c for c in json.loads(done.stdout)}
     assert checks["broker"]["ok"] and "valkey" in checks["broker"]["detail"]

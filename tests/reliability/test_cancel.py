@@ -4,9 +4,7 @@ there is nothing to cancel."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import redis
 
 from conveyor import Conveyor, keys
 from conveyor.testing import WorkerProcess, wait_until
+from tests.cli import run_conveyor
 
 
 @pytest.fixture(scope="module", params=["prefork", "procs"])
@@ -89,14 +88,8 @@ def test_revocation_survives_a_worker_restart(
 
 
 def _cli(broker_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, REDIS_URL=broker_url)
-    return subprocess.run(
-        [sys.executable, "-m", "conveyor", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    """``conveyor ARGS`` (in this process: the same command, exit codes and output)."""
+    return run_conveyor(*args, env={"REDIS_URL": broker_url})
 
 
 def test_cancel_unknown_or_finished_job_says_so(

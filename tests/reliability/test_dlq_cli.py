@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import redis
@@ -14,16 +12,12 @@ from conveyor import Conveyor, Settings
 from conveyor.store import open_store
 from conveyor.store.recorder import Recorder
 from conveyor.worker.executor import Execution
+from tests.cli import run_conveyor
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conveyor", "dlq", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, COLUMNS="200", **env),
-        timeout=60,
-    )
+    """``conveyor dlq ARGS`` (in this process: the same command, exit codes and output)."""
+    return run_conveyor("dlq", *args, env=dict(env, COLUMNS="200"))
 
 
 def test_dlq_commands(broker_url: str, tmp_path: Path, redis_client: redis.Redis) -> None:
