@@ -69,7 +69,21 @@ def test_a_recorder_killed_mid_batch_and_restarted_leaves_the_store_complete(
             lag = recorder_lag(redis_client)
             return recorded(redis_client) >= 2000 and lag.pending > 0
 
-        wait_until(mid_batch, timeout=60, interval=0.005, what="the recorder to be mid-batch")
+        def stopped_mid_batch() -> bool:
+            # Freeze the recorder, then look: a batch that ended between seeing it in
+            # flight and the freeze would leave nothing pending, so let it go on and
+            # try again.
+            if not mid_batch():
+                return False
+            os.killpg(first.pid, signal.SIGSTOP)
+            if recorder_lag(redis_client).pending > 0:
+                return True
+            os.killpg(first.pid, signal.SIGCONT)
+            return False
+
+        wait_until(
+            stopped_mid_batch, timeout=60, interval=0.005, what="the recorder to be mid-batch"
+        )
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
     finally:

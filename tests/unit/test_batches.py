@@ -41,7 +41,9 @@ def test_a_batch_is_enqueued_in_a_few_round_trips_whatever_its_size(
     trips_for_three, sent[0] = sent[0], 0
     redis_client.delete(keys.queue_list("processing", 3))
     batch_id, jobs = submit_batch(app, batch(20, "second"), tenant="acme")
-    assert sent[0] <= trips_for_three, (sent[0], trips_for_three)
+    # Job by job, 41 jobs would take 41 trips or more. A connection's health-check
+    # PING may add one or two whatever the batch's size.
+    assert sent[0] <= trips_for_three + 2, (sent[0], trips_for_three)
     assert len(jobs) == 41 and redis_client.llen(keys.queue_list("processing", 3)) == 41
     counts = batch_counts(app, batch_id)
     assert counts.total == 41 and counts.queued == 41 and counts.job_ids == [j.id for j in jobs]
