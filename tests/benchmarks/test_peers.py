@@ -20,7 +20,7 @@ ROW = r"{label} \S+\s*\W\s*[\d,]+\s*\W\s*[\d.]+\s*\W\s*[\d.]+\s"
 
 @pytest.mark.e2e
 @pytest.mark.timeout(300)
-def test_peers_without_the_other_queues_measures_conveyor_and_names_the_missing(tmp_path: Path) -> None:
+def test_peers_measures_conveyor_and_names_the_missing_queues(tmp_path: Path) -> None:
     # Without its site-packages this interpreter finds no other queue to import.
     bare = tmp_path / "python"
     bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
