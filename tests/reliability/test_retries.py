@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from conveyor import Conveyor, Settings
 from conveyor.errors import ConfigurationError, PayloadInvalid, PermanentError, TransientError
 from conveyor.jobs import DEFAULT_TRANSIENT, JobContext, backoff_delay
-from conveyor.worker.executor import Execution
+from conveyor.middleware.retries import is_transient
 
 
 def test_default_schedule_is_60_180_540_with_ten_percent_jitter() -> None:
@@ -55,10 +55,6 @@ class Empty(BaseModel):
     pass
 
 
-def _execution(app: Conveyor, name: str) -> Execution:
-    return Execution(app, app.definition(name), "job-1", {}, {"queue": "processing"}, "w@h")
-
-
 def test_which_errors_are_retried(app: Conveyor) -> None:
     class QuotaExceeded(Exception):
         pass
@@ -68,20 +64,20 @@ def test_which_errors_are_retried(app: Conveyor) -> None:
 
     app.job("t.default")(job)
     app.job("t.custom", transient=[QuotaExceeded])(job)
-    default, custom = _execution(app, "t.default"), _execution(app, "t.custom")
+    default, custom = app.definition("t.default"), app.definition("t.custom")
     assert (ConnectionError, TimeoutError, OSError) == DEFAULT_TRANSIENT
     for exc in (ConnectionError(), TimeoutError(), OSError(), TransientError("x")):
-        assert default._is_transient(exc)
+        assert is_transient(default, exc)
     for exc in (ValueError(), PermanentError("x"), PayloadInvalid("t", []), QuotaExceeded()):
-        assert not default._is_transient(exc)
+        assert not is_transient(default, exc)
     # A job type's own list replaces the defaults; the explicit classes always win.
-    assert custom._is_transient(QuotaExceeded()) and not custom._is_transient(ConnectionError())
-    assert custom._is_transient(TransientError("x")) and not custom._is_transient(
-        PermanentError("x")
+    assert is_transient(custom, QuotaExceeded()) and not is_transient(custom, ConnectionError())
+    assert is_transient(custom, TransientError("x")) and not is_transient(
+        custom, PermanentError("x")
     )
     # Time limits count as transient: the attempt is retried by the job type's policy.
     for exc in (SoftTimeLimitExceeded(), TimeLimitExceeded(2.0)):
-        assert default._is_transient(exc) and custom._is_transient(exc)
+        assert is_transient(default, exc) and is_transient(custom, exc)
 
 
 def test_retries_per_type_or_from_settings(app: Conveyor) -> None:

@@ -30,9 +30,7 @@ from conveyor.events import TERMINAL, new_event
 from conveyor.jobs import JobContext, JobDefinition, remove_job_tempdirs
 from conveyor.middleware import policy
 from conveyor.middleware.chain import CONTROL, call_hooks
-from conveyor.middleware.gpu import is_gpu_oom
 from conveyor.middleware.outcome import Outcome
-from conveyor.middleware.retries import is_transient
 from conveyor.submission import Submission
 
 if TYPE_CHECKING:
@@ -42,7 +40,7 @@ log = logging.getLogger("conveyor.worker")
 
 T = TypeVar("T")
 
-__all__ = ["Execution", "encode_result", "is_gpu_oom", "record_hard_time_limit"]
+__all__ = ["Execution", "encode_result", "record_hard_time_limit"]
 
 #: Markers for :meth:`Execution._before_job`: input not validated yet / job handled.
 _UNVALIDATED = object()
@@ -324,9 +322,6 @@ class Execution:
         call_hooks(hooks.after_job, "after_job", ctx, outcome, reverse=True)
         if outcome.final:
             call_hooks(hooks.after_final, "after_final", ctx, outcome, reverse=True)
-
-    def _is_transient(self, exc: BaseException) -> bool:
-        return is_transient(self.definition, exc)
 
     def _error_fields(self, exc: BaseException) -> dict[str, str]:
         """``error_type``, ``error_message`` and ``traceback`` of ``exc``, as events and

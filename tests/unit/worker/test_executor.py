@@ -18,10 +18,11 @@ import pytest
 import redis
 
 from conveyor import Conveyor, Settings, delayed
+from conveyor.middleware.gpu import is_gpu_oom
 from conveyor.store import open_store
 from conveyor.store.recorder import Recorder
 from conveyor.testing import drain, wait_until
-from conveyor.worker.executor import Execution, is_gpu_oom
+from conveyor.worker.executor import Execution
 from tests.chaos.faults_app import CIRCULAR, TUPLE_KEYS, make_app
 from tests.reliability.apps import CudaOutOfMemoryLike, register
 
