@@ -532,37 +532,6 @@ class Conveyor:
         existing = script(keys=[keys.idempotency(key)], args=[job_id, ttl, keys.job("")])
         return existing.decode() if existing else None
 
-    def submission_spec(
-        self,
-        definition: JobDefinition,
-        job_id: str,
-        payload: Any,
-        *,
-        queue: str,
-        priority: int | None,
-        attempt: int,
-        created_at: float | None,
-        due_at: float | None = None,
-        time_limit: float | None = None,
-        soft_time_limit: float | None = None,
-    ) -> Submission:
-        """Everything needed to publish (or re-publish) one attempt of a job.
-
-        Time limits are given only when this job overrides its type's.
-        """
-        return Submission(
-            id=job_id,
-            type=definition.name,
-            payload=payload,
-            queue=queue,
-            priority=priority,
-            attempt=attempt,
-            created_at=created_at,
-            due_at=due_at,
-            time_limit=time_limit,
-            soft_time_limit=soft_time_limit,
-        )
-
 
 def _running_job_id() -> str:
     """The id of the job this thread runs in a worker ("" outside a job)."""

@@ -10,6 +10,7 @@ import redis
 
 from conveyor import Conveyor, keys
 from conveyor.enqueue import send_through_celery
+from conveyor.submission import Submission
 
 
 def _comparable(raw: bytes) -> dict[str, Any]:
@@ -29,10 +30,10 @@ def test_direct_message_matches_send_task(app: Conveyor, redis_client: redis.Red
     direct = redis_client.rpop(keys.queue_list("processing", 4))
     assert direct is not None
     state = job.state()
-    spec = app.submission_spec(
-        app.definition("diag.noop"),
-        job.id,
-        {},
+    spec = Submission(
+        id=job.id,
+        type="diag.noop",
+        payload={},
         queue="processing",
         priority=4,
         attempt=0,

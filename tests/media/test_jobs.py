@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from conveyor import Conveyor, Settings, enqueue
+from conveyor.submission import Submission
 from conveyor.testing import WorkerProcess, wait_until
 from tests.media.conftest import Media
 
@@ -241,10 +242,10 @@ def test_the_worker_checks_paths_again(app: Conveyor) -> None:
     """A payload that never went through a submit (another producer) meets the same rules."""
     definition = app.definition("media.probe")
     job_id = str(uuid.uuid4())
-    spec = app.submission_spec(
-        definition,
-        job_id,
-        {"source": "escape.mp4"},
+    spec = Submission(
+        id=job_id,
+        type=definition.name,
+        payload={"source": "escape.mp4"},
         queue="processing",
         priority=3,
         attempt=0,

@@ -27,6 +27,7 @@ from conveyor.compat.stock import conveyor_level
 from conveyor.errors import InvalidSubmission, UnknownJobType
 from conveyor.events import new_event
 from conveyor.jobs import JobDefinition
+from conveyor.submission import Submission
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 from conveyor.worker.deadletter import send_dead_letter
 
@@ -135,10 +136,10 @@ def adopt(app: Conveyor, message: StockMessage) -> str:
         refuse(app, message, queue, exc, level)
         return "failed"
     hard, soft = message.timelimit
-    submission = app.submission_spec(
-        definition,
-        message.id,
-        params.model_dump(mode="json"),
+    submission = Submission(
+        id=message.id,
+        type=definition.name,
+        payload=params.model_dump(mode="json"),
         queue=queue,
         priority=level,
         attempt=0,

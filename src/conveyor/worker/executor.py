@@ -91,10 +91,10 @@ class Execution:
 
     def _spec(self, attempt: int, due_at: float) -> Submission:
         """The submission of this job's attempt ``attempt``, due at ``due_at``."""
-        return self.app.submission_spec(
-            self.definition,
-            self.job_id,
-            self.payload,
+        return Submission(
+            id=self.job_id,
+            type=self.definition.name,
+            payload=self.payload,
             queue=self.queue,
             priority=self.priority,
             attempt=attempt,

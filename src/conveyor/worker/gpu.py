@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor import keys
 from conveyor.enqueue import hand_back
 from conveyor.errors import ConfigurationError, NoGpuAvailable
+from conveyor.submission import Submission
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -65,10 +66,10 @@ def refuse_without_gpu(
             "to their queue for a GPU worker",
             definition.name,
         )
-    submission = app.submission_spec(
-        definition,
-        job_id,
-        payload,
+    submission = Submission(
+        id=job_id,
+        type=definition.name,
+        payload=payload,
         queue=queue,
         priority=meta.get("priority"),
         attempt=int(meta.get("attempt", 0)),
