@@ -106,6 +106,27 @@ class Submission:
         return cls.from_dict(data)
 
     @classmethod
+    def of_delivery(
+        cls, job_id: str, type: str, payload: Any, meta: Mapping[str, Any], **changes: Any
+    ) -> Submission:
+        """The attempt a delivered message carries (its ``meta``: the inverse of
+        :meth:`meta`), with ``changes``: how a worker publishes a job again."""
+        values: dict[str, Any] = {
+            "id": job_id,
+            "type": type,
+            "payload": payload,
+            "queue": str(meta.get("queue") or ""),
+            "priority": meta.get("priority"),
+            "attempt": int(meta.get("attempt") or 0),
+            "created_at": meta.get("created_at"),
+            "time_limit": meta.get("time_limit") or None,
+            "soft_time_limit": meta.get("soft_time_limit") or None,
+            "device": meta.get("device") or None,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Submission:
         """A submission from its dict form; unknown keys are ignored, missing ones defaulted."""
         missing = [name for name in ("id", "type", "queue") if not data.get(name)]

@@ -91,17 +91,16 @@ class Execution:
 
     def _spec(self, attempt: int, due_at: float) -> Submission:
         """The submission of this job's attempt ``attempt``, due at ``due_at``."""
-        return Submission(
-            id=self.job_id,
-            type=self.definition.name,
-            payload=self.payload,
+        return Submission.of_delivery(
+            self.job_id,
+            self.definition.name,
+            self.payload,
+            self.meta,
             queue=self.queue,
             priority=self.priority,
             attempt=attempt,
-            created_at=self.meta.get("created_at"),
             due_at=due_at,
-            time_limit=self.meta.get("time_limit"),
-            soft_time_limit=self.meta.get("soft_time_limit"),
+            device=None,
         )
 
     def _reschedule(

@@ -66,18 +66,9 @@ def refuse_without_gpu(
             "to their queue for a GPU worker",
             definition.name,
         )
-    submission = Submission(
-        id=job_id,
-        type=definition.name,
-        payload=payload,
-        queue=queue,
-        priority=meta.get("priority"),
-        attempt=int(meta.get("attempt", 0)),
-        created_at=meta.get("created_at"),
-        due_at=now + ROUTE_BACK_S,
-        # The job's own limits, if it has any, go with it to the GPU worker.
-        time_limit=meta.get("time_limit"),
-        soft_time_limit=meta.get("soft_time_limit"),
+    # The job's own limits, if it has any, go with it to the GPU worker.
+    submission = Submission.of_delivery(
+        job_id, definition.name, payload, meta, queue=queue, due_at=now + ROUTE_BACK_S, device=None
     )
     hand_back(app, submission)
     return True

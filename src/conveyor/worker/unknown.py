@@ -141,19 +141,14 @@ class UnknownTypes:
         return "failed"
 
     def _hand_back(self, delivery: Delivery, hops: int) -> None:
-        meta = delivery.meta
-        submission = Submission(
-            id=delivery.job_id,
-            type=delivery.job_type,
-            payload=delivery.payload,
+        submission = Submission.of_delivery(
+            delivery.job_id,
+            delivery.job_type,
+            delivery.payload,
+            delivery.meta,
             queue=delivery.queue,
             priority=delivery.priority,
-            attempt=int(meta.get("attempt", 0)),
-            created_at=meta.get("created_at"),
             due_at=time.time() + pause_s(hops),
-            time_limit=meta.get("time_limit") or None,
-            soft_time_limit=meta.get("soft_time_limit") or None,
-            device=meta.get("device") or None,
             # Published again without a new `queued` event: the job never left that state.
             handed_back=True,
         )
