@@ -35,7 +35,8 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
-from conveyor import Settings, apikeys
+from conveyor import Settings
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.testing import WorkerProcess, embedded_broker, wait_until
 

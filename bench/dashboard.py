@@ -23,8 +23,9 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from conveyor import Conveyor, Settings, apikeys
+from conveyor import Conveyor, Settings
 from conveyor.api import create_app
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.testing import embedded_broker, wait_until
 from store import bulk_load, database

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
-    from conveyor.client import Job
+    from conveyor.client.job import Job
     from conveyor.errors import (
         BrokerError,
         ConfigurationError,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 #: and other quick commands do not pay for Celery, kombu and SQLAlchemy.
 _HOMES = {
     "Conveyor": "conveyor.app",
-    "Job": "conveyor.client",
+    "Job": "conveyor.client.job",
     "JobContext": "conveyor.jobs",
     "JobDefinition": "conveyor.jobs",
     "SoftTimeLimitExceeded": "conveyor.timelimits",

@@ -20,7 +20,7 @@ import redis
 from conveyor import enqueue, keys
 from conveyor.broker.connection import check_reachable, client_for
 from conveyor.broker.embedded import discover
-from conveyor.client import Job
+from conveyor.client.job import Job
 from conveyor.errors import (
     BrokerError,
     ConfigurationError,
@@ -35,11 +35,11 @@ from conveyor.middleware.chain import call_hooks, overriding
 from conveyor.middleware.defaults import default_middleware as _default_middleware
 from conveyor.middleware.options import check_options
 from conveyor.middleware.policy import Hooks
-from conveyor.ratelimits import RateLimiter
 from conveyor.schedules import Schedule
 from conveyor.settings import Settings, mask_url
 from conveyor.submission import Submission
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY, GpuPolicy, Topology, load_topology
+from conveyor.worker.ratelimits import RateLimiter
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -523,7 +523,7 @@ class Conveyor:
 
     @cached_property
     def rate_limiter(self) -> RateLimiter:
-        """Shared per-job-type rate limits (:mod:`conveyor.ratelimits`)."""
+        """Shared per-job-type rate limits (:mod:`conveyor.worker.ratelimits`)."""
         return RateLimiter(self.redis)
 
     def _claim_idempotency(self, key: str, job_id: str) -> str | None:

@@ -180,7 +180,7 @@ def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefiniti
         raise ConfigurationError(f"job {name!r}: unique_ttl must be ≥ 0 (got {unique_ttl})")
     rate_limit = options.get("rate_limit")
     if rate_limit is not None:
-        from conveyor.ratelimits import parse_rate
+        from conveyor.worker.ratelimits import parse_rate
 
         parse_rate(rate_limit, name)
     transient = options.get("transient")

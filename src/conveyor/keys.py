@@ -138,7 +138,7 @@ def batch_jobs(batch_id: str) -> str:
 
 
 #: celery-redbeat's key prefix: the beat's schedule (``conveyor:beat::schedule``), its
-#: entries (``conveyor:beat:NAME``) and its lock live under it (see conveyor.beat).
+#: entries (``conveyor:beat:NAME``) and its lock live under it (see conveyor.services.beat).
 BEAT_PREFIX = f"{PREFIX}:beat:"
 #: RedBeat's sorted set of schedule entries by due time (its prefix + ``:schedule``).
 BEAT_SCHEDULE = f"{BEAT_PREFIX}:schedule"

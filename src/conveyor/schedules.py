@@ -2,7 +2,7 @@
 
 A schedule fires one job type every interval (``every="1h"``) or on a cron
 expression (``cron="0 3 * * *"``, UTC), with a fixed payload, queue and
-priority. ``conveyor beat`` runs the schedules (:mod:`conveyor.beat`, on
+priority. ``conveyor beat`` runs the schedules (:mod:`conveyor.services.beat`, on
 celery-redbeat); every run is an ordinary job submitted through
 :meth:`Conveyor.submit`, so it is validated, recorded and dead-lettered like
 any other. This module holds the declarations and the run bookkeeping that the

@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     backoff_max_s: float = Field(600.0, gt=0, validation_alias="CONVEYOR_BACKOFF_MAX_S")
     backoff_jitter: float = Field(0.1, ge=0, lt=1, validation_alias="CONVEYOR_BACKOFF_JITTER")
 
-    # Dead-letter alerts (conveyor.alerts)
+    # Dead-letter alerts (conveyor.services.alerts)
     alert_webhook_url: str | None = Field(None, validation_alias="CONVEYOR_ALERT_WEBHOOK_URL")
     alert_queues: Annotated[tuple[str, ...], NoDecode] = Field(
         (), validation_alias="CONVEYOR_ALERT_QUEUES"

@@ -20,8 +20,9 @@ import pytest
 import redis
 import uvicorn
 
-from conveyor import Conveyor, Settings, apikeys
+from conveyor import Conveyor, Settings
 from conveyor.api import create_app
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.testing import WorkerProcess, wait_until
 from tests.conftest import clean_keyspace

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor import apikeys
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.testing import wait_until
 from tests.api.conftest import Api

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from conveyor import Settings
-from conveyor.supervisor import plan_services
+from conveyor.services.supervisor import plan_services
 from tests.cli import run_conveyor
 
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from conveyor import apikeys
 from conveyor.api.context import ApiContext
 from conveyor.errors import Unauthenticated
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from tests.api.conftest import Api
 

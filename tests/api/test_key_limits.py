@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import apikeys
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from tests.api.conftest import Api
 from tests.api.test_cli import run

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from conveyor import Conveyor, Settings, apikeys
+from conveyor import Conveyor, Settings
 from conveyor.api import create_app
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.store.recorder import Recorder
 from conveyor.testing import WorkerProcess

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conveyor import batches, scaling
+from conveyor import scaling
+from conveyor.client import batches
 from conveyor.testing import wait_until
 from tests.browser.conftest import Stack, sign_in
 

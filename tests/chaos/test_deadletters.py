@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import redis
 
-from conveyor import Conveyor, Settings, deadletters, keys
+from conveyor import Conveyor, Settings, keys
+from conveyor.client import deadletters
 from conveyor.store import JobStore, open_store
 from conveyor.store.recorder import Recorder
 from conveyor.testing import WorkerProcess, wait_until

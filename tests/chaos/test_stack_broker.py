@@ -29,12 +29,13 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from conveyor import Conveyor, Settings, keys, supervisor
+from conveyor import Conveyor, Settings, keys
 from conveyor.api import create_app
 from conveyor.broker.embedded import PORT_FILE, EmbeddedBroker, discover
 from conveyor.broker.inspect import queue_depths
 from conveyor.errors import BrokerError, ConfigurationError
-from conveyor.supervisor import ServiceSpec, Stack, WorkerSpec, _Running
+from conveyor.services import supervisor
+from conveyor.services.supervisor import ServiceSpec, Stack, WorkerSpec, _Running
 from conveyor.testing import wait_until
 
 
@@ -103,7 +104,7 @@ def _broker_pid(stack: Stack) -> int:
 def test_killed_embedded_broker_comes_back_on_its_port_with_its_data(
     home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="conveyor.supervisor")
+    caplog.set_level(logging.INFO, logger="conveyor.services.supervisor")
     with Supervised(Stack(Settings(home=home), [])) as run:
         stack = run.stack
         url = stack.broker_url

@@ -21,10 +21,11 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from conveyor import Conveyor, Settings, apikeys, keys
+from conveyor import Conveyor, Settings, keys
 from conveyor.api import create_app
 from conveyor.broker.malformed import counts
 from conveyor.cli.main import _register, cli
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.testing import WorkerProcess, embedded_broker, wait_until
 from tests.api.conftest import ServerThread, free_port

@@ -15,8 +15,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from conveyor import Conveyor, Settings, apikeys
+from conveyor import Conveyor, Settings
 from conveyor.api import create_app
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.store.recorder import Recorder
 from tests.conftest import clean_keyspace

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from conveyor import apikeys
 from conveyor.api import create_app
+from conveyor.services import apikeys
 from conveyor.store.models import ApiKeyRow
 from conveyor.testing import wait_until
 from tests.dashboard.conftest import Dash

@@ -11,11 +11,12 @@ import redis
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conveyor import Conveyor, Settings, apikeys, keys
+from conveyor import Conveyor, Settings, keys
 from conveyor.api import create_app
 from conveyor.cli.main import _register, cli
+from conveyor.client.purge import purge_queue
 from conveyor.errors import NotFound
-from conveyor.purge import purge_queue
+from conveyor.services import apikeys
 from conveyor.store import JobStore, open_store
 from conveyor.store.recorder import Recorder
 from tests.periodic import apps

@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from conveyor import Conveyor, JobContext, Settings, keys
-from conveyor.beat import configure, scheduler_for
 from conveyor.cli.main import _register, cli
 from conveyor.errors import ConfigurationError
 from conveyor.schedules import run_now, set_paused, views
+from conveyor.services.beat import configure, scheduler_for
 from conveyor.testing import WorkerProcess, wait_until
 from tests.periodic import apps
 from tests.periodic.apps import RUNS_KEY, build
@@ -149,7 +149,7 @@ def test_a_unique_job_that_resubmits_itself_keeps_running(
 
 
 def test_up_runs_one_beat() -> None:
-    from conveyor.supervisor import plan_services
+    from conveyor.services.supervisor import plan_services
 
     beats = [s.args() for s in plan_services(Settings()) if s.name == "beat"]
     assert beats == [["beat"]]

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from conveyor import Settings
-from conveyor.alerts import (
+from conveyor.services.alerts import (
     AlertDeliveryError,
     alert_body,
     post_json,

@@ -15,7 +15,7 @@ import redis
 from pydantic import BaseModel
 
 from conveyor import Conveyor, JobContext, PermanentError, Settings, keys
-from conveyor.deadletters import (
+from conveyor.client.deadletters import (
     DeadLetter,
     NotReplayable,
     get_dead_letter,

@@ -13,7 +13,7 @@ from conveyor import Conveyor, Settings
 from conveyor.scaling.backends.base import BackendError
 from conveyor.scaling.backends.local import LocalBackend
 from conveyor.scaling.stack import hand_to_manager
-from conveyor.supervisor import plan_services, plan_workers
+from conveyor.services.supervisor import plan_services, plan_workers
 from conveyor.testing import wait_until
 from conveyor.topology import default_topology
 from conveyor.worker.heartbeats import live_workers

@@ -10,7 +10,7 @@ from tests.store.conftest import emit_jobs
 from typer.testing import CliRunner
 
 from conveyor import Conveyor, Settings, keys
-from conveyor.client import Job
+from conveyor.client.job import Job
 from conveyor.errors import NotFound
 from conveyor.events import EventWriter
 from conveyor.store import JobStore

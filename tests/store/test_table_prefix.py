@@ -12,8 +12,9 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, inspect, text
 from tests.store.conftest import pg_admin, pg_reachable
 
-from conveyor import Settings, apikeys
+from conveyor import Settings
 from conveyor.errors import StoreError
+from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.store.db import database_url
 from conveyor.store.models import DEFAULT_PREFIX, use_prefix

@@ -7,12 +7,12 @@ import uuid
 
 from rich.console import Console
 
-from conveyor.apikeys import KeyInfo
 from conveyor.cli.api import keys_table
 from conveyor.cli.dlq import letters_table
 from conveyor.cli.store import jobs_table
 from conveyor.cli.workers import workers_table
-from conveyor.deadletters import DeadLetter
+from conveyor.client.deadletters import DeadLetter
+from conveyor.services.apikeys import KeyInfo
 from conveyor.store import JobRecord
 from conveyor.worker.heartbeats import WorkerInfo
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import redis
 
-from conveyor import apikeys, keys
+from conveyor import keys
 from conveyor.errors import PermissionDenied, RateLimited, Unauthenticated
+from conveyor.services import apikeys
 from conveyor.settings import parse_rate
 
 SCOPES = ("submit", "read", "admin")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
-from conveyor import apikeys
 from conveyor.api.auth import ANONYMOUS_ADMIN, Authenticator, Principal, RateLimiter
 from conveyor.api.hub import EventHub
 from conveyor.app import Conveyor
 from conveyor.errors import ConveyorError, StoreError
+from conveyor.services import apikeys
 from conveyor.signing import Signer, load_secret
 
 if TYPE_CHECKING:

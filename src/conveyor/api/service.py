@@ -14,7 +14,7 @@ from conveyor.api.auth import Principal
 from conveyor.api.context import ApiContext
 from conveyor.api.schemas import Job, JobPage, JobResult, JobSubmission
 from conveyor.api.submitpolicy import check_submission
-from conveyor.client import Job as JobHandle
+from conveyor.client.job import Job as JobHandle
 from conveyor.errors import Conflict, InvalidSubmission, NotFound
 from conveyor.state import JobState
 

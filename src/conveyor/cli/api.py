@@ -14,7 +14,7 @@ from conveyor.cli.tables import Col, fitted
 from conveyor.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from conveyor.apikeys import KeyInfo
+    from conveyor.services.apikeys import KeyInfo
     from conveyor.store.repository import JobStore
 
 keys_cli = typer.Typer(help="Create, list and revoke HTTP API keys.", no_args_is_help=True)
@@ -113,8 +113,8 @@ def keys_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
-    from conveyor import apikeys
     from conveyor.api.submitpolicy import check_key_queues
+    from conveyor.services import apikeys
 
     allowed = check_key_queues(get_app(), queues)
     new = apikeys.create_key(
@@ -147,7 +147,7 @@ def keys_list(
     tenant: str | None = typer.Option(None, "--tenant"), as_json: bool = JSON_OPTION
 ) -> None:
     """List keys (never their secrets)."""
-    from conveyor import apikeys
+    from conveyor.services import apikeys
 
     found = apikeys.list_keys(_key_store().engine, tenant)
     if as_json:
@@ -193,7 +193,7 @@ def keys_table(found: list[KeyInfo], width: int) -> Table:
 @keys_cli.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (or the key).")) -> None:
     """Revoke a key (API processes stop accepting it within CONVEYOR_API_KEY_CACHE_S)."""
-    from conveyor import apikeys
+    from conveyor.services import apikeys
     from conveyor.store import open_store
 
     store = open_store(get_app().settings)

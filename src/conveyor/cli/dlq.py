@@ -15,7 +15,7 @@ from conveyor.cli.render import as_json as json_text
 from conveyor.cli.tables import Col, fitted
 
 if TYPE_CHECKING:
-    from conveyor.deadletters import DeadLetter
+    from conveyor.client.deadletters import DeadLetter
 
 dlq = typer.Typer(
     help="Dead letters: failed jobs with their input and error; replay or purge them.",
@@ -76,7 +76,7 @@ def list_(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List dead letters, most recently failed first."""
-    from conveyor import deadletters
+    from conveyor.client import deadletters
 
     letters = deadletters.list_dead_letters(
         get_app(),
@@ -127,7 +127,7 @@ def letters_table(letters: list[DeadLetter], width: int) -> Table:
 @dlq.command()
 def show(job_id: str, as_json: bool = JSON_OPTION) -> None:
     """Show one dead letter: input, error, traceback, attempts, worker."""
-    from conveyor import deadletters
+    from conveyor.client import deadletters
 
     letter = deadletters.get_dead_letter(get_app(), job_id)
     if as_json:
@@ -185,7 +185,7 @@ def replay(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replay one dead letter (by id) or all matching the filters, each as a new job."""
-    from conveyor import deadletters
+    from conveyor.client import deadletters
 
     app = get_app()
     filters = (job_type, queue, error_type, since, until, tenant)
@@ -249,7 +249,7 @@ def purge(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete dead letters for good: one by id, or all matching the filters."""
-    from conveyor import deadletters
+    from conveyor.client import deadletters
 
     app = get_app()
     filters = (job_type, queue, error_type, since, until, tenant)

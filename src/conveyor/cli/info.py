@@ -61,7 +61,7 @@ def queues(as_json: bool = JSON_OPTION) -> None:
 
 def doctor(as_json: bool = JSON_OPTION) -> None:
     """Check the broker, versions, ffmpeg and GPUs; exit 1 if something required is missing."""
-    from conveyor.doctor import run_checks
+    from conveyor.services.doctor import run_checks
 
     checks = run_checks(get_app())
     if as_json:

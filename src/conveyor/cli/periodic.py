@@ -27,7 +27,7 @@ def _core() -> Any:
 
 def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
     """Run the scheduler: submit each schedule's job when due (one beat fires at a time)."""
-    from conveyor.beat import run_beat
+    from conveyor.services.beat import run_beat
 
     logging.basicConfig(
         level=loglevel.upper(), format="[%(asctime)s: %(levelname)s/beat] %(message)s"
@@ -109,7 +109,7 @@ def purge(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove a queue's waiting jobs; each becomes `cancelled` (live state and job store)."""
-    from conveyor.purge import purge_queue
+    from conveyor.client.purge import purge_queue
 
     if not yes and not typer.confirm(f"Cancel every job waiting in {queue}?"):
         raise typer.Exit(1)

@@ -23,7 +23,7 @@ from conveyor.cli.common import console, stderr_console
 from conveyor.errors import JobTimeoutError
 
 if TYPE_CHECKING:
-    from conveyor.client import Job
+    from conveyor.client.job import Job
     from conveyor.state import JobState
 
 EXIT_FOR_STATUS = {"succeeded": 0, "failed": 1, "cancelled": 3}

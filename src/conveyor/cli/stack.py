@@ -16,7 +16,7 @@ from rich.table import Table
 from conveyor.cli.common import console, get_app
 from conveyor.errors import Conflict
 from conveyor.scaling.stack import hand_to_manager
-from conveyor.supervisor import ServiceSpec, Stack, already_up, plan_services, plan_workers
+from conveyor.services.supervisor import ServiceSpec, Stack, already_up, plan_services, plan_workers
 from conveyor.topology import Topology, load_topology
 
 

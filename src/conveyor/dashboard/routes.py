@@ -16,11 +16,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from conveyor import deadletters, scaling
+from conveyor import scaling
 from conveyor.api import service, tokens
 from conveyor.api.context import ApiContext
 from conveyor.api.errors import status_for
 from conveyor.api.routers.jobs import UUID_PATTERN
+from conveyor.client import deadletters
 from conveyor.dashboard import charts, queries
 from conveyor.dashboard.render import render
 from conveyor.dashboard.session import COOKIE, Sessions, Viewer

@@ -15,10 +15,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from conveyor import apikeys
 from conveyor.api.auth import ANONYMOUS_ADMIN, Principal
 from conveyor.api.context import ApiContext
 from conveyor.errors import PermissionDenied, Unauthenticated
+from conveyor.services import apikeys
 
 COOKIE = "conveyor_session"
 PURPOSE = "cvsess"

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 class DeadLetters(Policy):
     """Publish a failed job's dead-letter message, from which the monitoring worker
-    sends the webhook alert when its queue calls for one (:mod:`conveyor.alerts`).
+    sends the webhook alert when its queue calls for one (:mod:`conveyor.services.alerts`).
 
     The dead letter itself (full input and traceback, for ``conveyor dlq`` and
     replay) is filed by the recorder from the ``failed`` event, which the worker

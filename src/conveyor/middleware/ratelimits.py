@@ -16,7 +16,7 @@ log = logging.getLogger("conveyor.worker")
 
 class RateLimits(Policy):
     """``@app.job(rate_limit="10/m")``: at most that many starts of the job type in any
-    window, counted on the broker across every worker (:mod:`conveyor.ratelimits`).
+    window, counted on the broker across every worker (:mod:`conveyor.worker.ratelimits`).
 
     A job over its limit is not failed: it goes back to the delayed set for when a
     slot frees up, with the same attempt (a rate-limited job uses none of its retries).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from conveyor.supervisor import ServiceSpec, WorkerSpec
+from conveyor.services.supervisor import ServiceSpec, WorkerSpec
 from conveyor.topology import Topology
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ including at its hard time limit), the worker that ran it writes the ``failed``
 event (from which the recorder files the dead letter in the job store) and then
 publishes one small ``conveyor.dead_letter`` message on the ``dead-letter``
 queue. The monitoring worker consumes it and sends the webhook alert when the
-job's queue calls for one (:mod:`conveyor.alerts`), retrying with backoff. The
+job's queue calls for one (:mod:`conveyor.services.alerts`), retrying with backoff. The
 job's own worker only publishes, so a slow webhook never holds it up.
 
 The message is JSON: ``kwargs={"dead_letter": {job_id, type, queue, priority,
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
 
-from conveyor.alerts import (
+from conveyor.services.alerts import (
     AlertDeliveryError,
     alert_body,
     post_json,

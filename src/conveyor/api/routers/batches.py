@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from conveyor import batches
 from conveyor.api.deps import Context, Reader, Submitter
 from conveyor.api.routers.jobs import UUID_PATTERN
 from conveyor.api.schemas import Batch, BatchSubmission
 from conveyor.api.service import scoped_idempotency_key
 from conveyor.api.submitpolicy import check_submission
+from conveyor.client import batches
 from conveyor.errors import NotFound
 
 router = APIRouter(prefix="/batches", tags=["batches"])

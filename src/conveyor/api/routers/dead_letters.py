@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from conveyor import deadletters
 from conveyor.api import redact, service
 from conveyor.api.deps import Admin, Context, Reader
 from conveyor.api.routers.jobs import UUID_PATTERN
 from conveyor.api.schemas import Job
-from conveyor.deadletters import DeadLetter
+from conveyor.client import deadletters
+from conveyor.client.deadletters import DeadLetter
 from conveyor.errors import NotFound
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])

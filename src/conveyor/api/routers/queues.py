@@ -77,6 +77,6 @@ def queue_backlog(
 @router.post("/queues/{name}/purge")
 def purge_queue(name: str, app: App, principal: Admin) -> dict[str, Any]:
     """Remove the queue's waiting jobs; each becomes ``cancelled`` (admin)."""
-    from conveyor.purge import purge_queue as purge
+    from conveyor.client.purge import purge_queue as purge
 
     return purge(app, name).as_dict()

@@ -15,7 +15,7 @@ import time
 from pydantic import BaseModel
 
 from conveyor.app import Conveyor
-from conveyor.batches import submit_batch
+from conveyor.client.batches import submit_batch
 from conveyor.jobs import JobContext
 from conveyor.settings import Settings
 

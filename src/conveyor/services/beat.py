@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from conveyor.app import Conveyor
 
-log = logging.getLogger("conveyor.beat")
+log = logging.getLogger("conveyor.services.beat")
 
 
 class ConveyorScheduler(RedBeatScheduler):  # type: ignore[misc]

@@ -36,7 +36,7 @@ from conveyor.topology import Topology
 if TYPE_CHECKING:
     from conveyor.settings import Settings
 
-log = logging.getLogger("conveyor.supervisor")
+log = logging.getLogger("conveyor.services.supervisor")
 
 RESTART_WINDOW_S = 60.0
 MAX_RESTARTS = 5
@@ -117,7 +117,7 @@ def plan_services(
         # The worker manager; it owns the workers of the profiles it scales
         # (conveyor.scaling.stack.hand_to_manager).
         services.append(ServiceSpec("autoscale", ("autoscale",)))
-    # One beat (conveyor.beat): fires the schedules; a second one elsewhere stands by.
+    # One beat (conveyor.services.beat): fires the schedules; a second one elsewhere stands by.
     services.append(ServiceSpec("beat", ("beat",)))
     # The HTTP API (conveyor.api), auth on: `conveyor keys create` makes a key.
     services.append(ServiceSpec("api", ("api", "--host", api_host, "--port", str(api_port))))

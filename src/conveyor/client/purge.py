@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from conveyor import keys
-from conveyor.client import add_cancel
+from conveyor.client.job import add_cancel
 from conveyor.engine.transport import LEVELS
 from conveyor.errors import NotFound
 from conveyor.state import JobState

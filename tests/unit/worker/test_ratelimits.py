@@ -19,10 +19,10 @@ import redis
 from conveyor import Conveyor, Settings, delayed, keys
 from conveyor.enqueue import hand_back, move
 from conveyor.errors import ConfigurationError
-from conveyor.ratelimits import parse_rate
 from conveyor.submission import Submission
 from conveyor.testing import wait_until
 from conveyor.worker.inline import run_waiting
+from conveyor.worker.ratelimits import parse_rate
 from tests.reliability.apps import register
 
 JOBS = 20

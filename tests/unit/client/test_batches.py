@@ -9,7 +9,7 @@ import redis
 from redis.connection import Connection
 
 from conveyor import Conveyor, keys
-from conveyor.batches import batch_counts, submit_batch
+from conveyor.client.batches import batch_counts, submit_batch
 
 
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -18,7 +18,7 @@ from redis.typing import EncodableT, FieldT
 
 from conveyor import keys
 from conveyor.app import Conveyor
-from conveyor.client import Job
+from conveyor.client.job import Job
 from conveyor.errors import ConveyorError, NotFound, PayloadInvalid
 from conveyor.submission import Submission
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY

@@ -3,7 +3,7 @@
 Every ``failed`` job has a dead letter in the job store (filed by the recorder
 from the job's ``failed`` event, kept for ``CONVEYOR_DEAD_LETTER_RETENTION``)::
 
-    from conveyor import deadletters
+    from conveyor.client import deadletters
 
     for letter in deadletters.list_dead_letters(app, queue="critical"):
         print(letter.job_id, letter.error_type)
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import redis
 
     from conveyor.app import Conveyor
-    from conveyor.client import Job
+    from conveyor.client.job import Job
 
 #: Bulk operations touch at most this many dead letters per call unless told otherwise.
 BULK_LIMIT = 10_000
