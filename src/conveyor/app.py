@@ -154,6 +154,7 @@ class Conveyor:
         unique: bool | Sequence[str] = False,
         unique_ttl: float | None = None,
         transient: Sequence[type[BaseException]] | None = None,
+        **middleware_options: Any,
     ) -> Callable[[JobFunction], JobFunction]: ...
 
     def job(self, name: str, **options: Any) -> Any:
@@ -166,7 +167,7 @@ class Conveyor:
         """
         if not options and _UUID.match(name):
             return self.get_job(name)
-        check_options(name, options, self.middleware)
+        options, extra = check_options(name, options, self.middleware)
         queue = options.get("queue")
         if queue is not None:
             self.topology.queue(queue)
@@ -174,7 +175,7 @@ class Conveyor:
         def decorate(func: JobFunction) -> JobFunction:
             if name in self._definitions:
                 raise ConfigurationError(f"job type {name!r} is already registered")
-            self._definitions[name] = make_definition(func, name, **options)
+            self._definitions[name] = make_definition(func, name, extra, **options)
             self.__dict__.pop("celery", None)
             return func
 

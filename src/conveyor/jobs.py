@@ -7,10 +7,10 @@ import random
 import shutil
 import tempfile
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -49,6 +49,11 @@ class JobDefinition:
     #: returns the finished job (0: only while it is queued, scheduled or running).
     unique_ttl: float = 0.0
     transient: tuple[type[BaseException], ...] = DEFAULT_TRANSIENT
+    #: The ``@app.job`` keywords an installed middleware declared (``Middleware.options``)
+    #: beyond the fields above, e.g. ``options["tenant_quota"]``; read-only.
+    options: Mapping[str, Any] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False, compare=False
+    )
 
     def validate(self, payload: Any) -> BaseModel:
         """The payload as the job's model, or :class:`PayloadInvalid` with field-level errors.
@@ -138,8 +143,13 @@ def backoff_delay(schedule: Backoff, attempt: int, cap_s: float, jitter: float =
     return max(0.0, delay)
 
 
-def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefinition:
+def make_definition(
+    func: JobFunction, name: str, extra: Mapping[str, Any] | None = None, **options: Any
+) -> JobDefinition:
     """Check a job function's signature and options and build its definition.
+
+    ``extra`` holds the options middleware declared (checked by
+    :func:`conveyor.middleware.options.check_options`), kept as ``definition.options``.
 
     An ``async def`` function is wrapped in :class:`conveyor.worker.aio.AsyncJob`
     (``definition.func`` stays a plain ``(ctx, params)`` callable).
@@ -193,7 +203,9 @@ def make_definition(func: JobFunction, name: str, **options: Any) -> JobDefiniti
         from conveyor.worker.aio import AsyncJob
 
         func = AsyncJob(func)
-    return JobDefinition(name=name, func=func, model=model, **options)
+    return JobDefinition(
+        name=name, func=func, model=model, options=MappingProxyType(dict(extra or {})), **options
+    )
 
 
 def job_tempdir_root(job_id: str) -> Path:
@@ -296,6 +308,11 @@ class JobContext:
         return RESOURCES
 
     @property
+    def options(self) -> Mapping[str, Any]:
+        """The job type's middleware-declared ``@app.job`` options (``definition.options``)."""
+        return self._execution.definition.options
+
+    @property
     def cancelled(self) -> bool:
         """True once someone has cancelled the job (checked against the broker)."""
         return self._execution.is_cancelled()
@@ -316,7 +333,9 @@ class JobContext:
         """Report progress (0–100) with an optional stage name and message.
 
         Raises :class:`JobCancelled` if the job was cancelled meanwhile, so a
-        cancelled job stops at its next report.
+        cancelled job stops at its next report. Recording the report and that check
+        are the :class:`~conveyor.middleware.Progress` middleware's (installed by
+        default); without it this only checks ``percent``.
         """
         if not 0 <= percent <= 100:
             raise ValueError(f"progress must be between 0 and 100 (got {percent})")

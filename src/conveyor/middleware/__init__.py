@@ -3,7 +3,7 @@
 Conveyor's own policies are middleware too, installed by default
 (:func:`default_middleware`): :class:`TimeLimits`, :class:`Gpu`,
 :class:`RateLimits`, :class:`DeliveryLimit`, :class:`Retries`,
-:class:`DeadLetters` and :class:`FlowerEvents`.
+:class:`DeadLetters`, :class:`FlowerEvents`, :class:`Progress` and :class:`Leases`.
 """
 
 from conveyor.middleware.base import Middleware
@@ -12,7 +12,9 @@ from conveyor.middleware.defaults import default_middleware
 from conveyor.middleware.deliveries import DeliveryLimit
 from conveyor.middleware.flower import FlowerEvents
 from conveyor.middleware.gpu import Gpu
+from conveyor.middleware.leases import Leases
 from conveyor.middleware.outcome import Outcome
+from conveyor.middleware.progress import Progress
 from conveyor.middleware.ratelimits import RateLimits
 from conveyor.middleware.retries import Retries
 from conveyor.middleware.timelimits import TimeLimits
@@ -22,8 +24,10 @@ __all__ = [
     "DeliveryLimit",
     "FlowerEvents",
     "Gpu",
+    "Leases",
     "Middleware",
     "Outcome",
+    "Progress",
     "RateLimits",
     "Retries",
     "TimeLimits",

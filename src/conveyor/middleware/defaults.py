@@ -7,6 +7,8 @@ from conveyor.middleware.deadletters import DeadLetters
 from conveyor.middleware.deliveries import DeliveryLimit
 from conveyor.middleware.flower import FlowerEvents
 from conveyor.middleware.gpu import Gpu
+from conveyor.middleware.leases import Leases
+from conveyor.middleware.progress import Progress
 from conveyor.middleware.ratelimits import RateLimits
 from conveyor.middleware.retries import Retries
 from conveyor.middleware.timelimits import TimeLimits
@@ -33,4 +35,6 @@ def default_middleware() -> list[Middleware]:
         Retries(),
         DeadLetters(),
         FlowerEvents(),
+        Progress(),
+        Leases(),
     ]

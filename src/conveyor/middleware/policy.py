@@ -1,7 +1,7 @@
 """The base of Conveyor's built-in middleware: hooks that decide what a delivery comes to.
 
 A built-in policy (rate limits, the delivery limit, GPU placement, retries, dead
-letters) is a :class:`~conveyor.middleware.Middleware` like an application's, with
+letters, progress) is a :class:`~conveyor.middleware.Middleware` like an application's, with
 these internal hooks besides the public ones. They receive the worker's
 ``Execution`` so that a decision and its write stay one step (a retry's reschedule
 and its ``retrying`` event are one round trip: ``Execution._reschedule``). Their
@@ -12,6 +12,8 @@ Where each internal hook runs, around the public ones::
     before_start → the start is recorded → after_start → before_job → the job
     → on_error → on_failure (first policy to decide wins; none: failed for good)
     → after_failed (the failed event is written) → after_job / after_final
+
+and, while the job runs, ``on_progress`` at each ``ctx.progress()``.
 
 A policy hook that raises is logged and skipped, like any hook: the delivery
 goes on as if the policy had not been there. Broker errors pass through (the
@@ -31,6 +33,7 @@ from conveyor.errors import PermanentError
 from conveyor.middleware.base import Middleware
 from conveyor.middleware.chain import overriding
 from conveyor.middleware.flower import FlowerEvents
+from conveyor.middleware.leases import Leases
 from conveyor.middleware.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -68,6 +71,13 @@ class Policy(Middleware):
         """The job failed for good and its ``failed`` event is written; ``dead_letter``
         describes it (job id, type, queue, priority, error, attempt, deliveries, worker)."""
 
+    def on_progress(
+        self, execution: Execution, percent: float, stage: str | None, message: str | None
+    ) -> bool:
+        """The job reported progress (``ctx.progress()``): False when the job must stop
+        because it was cancelled (``ctx.progress()`` then raises ``JobCancelled``)."""
+        return True
+
 
 @dataclass(frozen=True)
 class Hooks:
@@ -78,11 +88,14 @@ class Hooks:
     after_start: Sequence[Policy]
     on_failure: Sequence[Policy]
     after_failed: Sequence[Policy]
+    on_progress: Sequence[Policy]
     on_error: Sequence[Middleware]
     after_job: Sequence[Middleware]
     after_final: Sequence[Middleware]
     #: Whether state changes carry Celery task events (:class:`FlowerEvents` installed).
     flower_events: bool
+    #: The :class:`Leases` middleware a worker's heartbeat drives (the first installed).
+    leases: Leases | None
 
     @classmethod
     def of(cls, middleware: Sequence[Middleware]) -> Hooks:
@@ -93,10 +106,12 @@ class Hooks:
             after_start=overriding(policies, "after_start", Policy),
             on_failure=overriding(policies, "on_failure", Policy),
             after_failed=overriding(policies, "after_failed", Policy),
+            on_progress=overriding(policies, "on_progress", Policy),
             on_error=overriding(middleware, "on_error"),
             after_job=overriding(middleware, "after_job"),
             after_final=overriding(middleware, "after_final"),
             flower_events=any(isinstance(mw, FlowerEvents) for mw in middleware),
+            leases=next((mw for mw in middleware if isinstance(mw, Leases)), None),
         )
 
 
@@ -155,6 +170,25 @@ def after_failed(
             policy.after_failed(execution, dead_letter)
         except Exception:
             _failed(policy, "after_failed")
+
+
+def on_progress(
+    policies: Sequence[Policy],
+    execution: Execution,
+    percent: float,
+    stage: str | None,
+    message: str | None,
+) -> bool:
+    """Run the ``on_progress`` hooks: False as soon as one says the job must stop."""
+    for policy in policies:
+        try:
+            if not policy.on_progress(execution, percent, stage, message):
+                return False
+        except redis.RedisError:
+            raise
+        except Exception:
+            _failed(policy, "on_progress")
+    return True
 
 
 def _failed(policy: Policy, hook: str) -> None:

@@ -9,13 +9,12 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import redis
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.utils.encoding import safe_repr
 from pydantic import BaseModel
 
 from conveyor import keys
-from conveyor.broker.outage import BROKER_DOWN_WAIT_S, unavailable, wait_for_broker
+from conveyor.broker.outage import BROKER_DOWN_WAIT_S, wait_for_broker
 from conveyor.engine.events import task_fields
 from conveyor.enqueue import enqueue
 from conveyor.errors import (
@@ -133,18 +132,13 @@ class Execution:
         )
 
     def report_progress(self, percent: float, stage: str | None, message: str | None) -> bool:
-        """Write a progress event; False when the job was cancelled meanwhile."""
-        event = self._event("progress", progress=percent, stage=stage, message=message)
-        fields = {"progress": percent, "stage": stage or "", "message": message or ""}
-        try:
-            outcome = self.writer.emit(event, fields=fields)
-        except redis.RedisError as exc:
-            if not unavailable(exc):
-                raise
-            # Progress is best effort: a broker restart must not fail the job itself.
-            log.warning("job %s: progress not recorded (broker unavailable: %s)", self.job_id, exc)
+        """Hand a progress report to the middleware that records it (:class:`~conveyor.
+        middleware.Progress`); False when the job was cancelled meanwhile. Without such
+        middleware nothing is written and the job goes on."""
+        hooks = self.app.hooks
+        if not hooks.on_progress:
             return True
-        return outcome.applied or outcome.status != "cancelled"
+        return policy.on_progress(hooks.on_progress, self, percent, stage, message)
 
     def is_cancelled(self) -> bool:
         """Whether the job's live state says cancelled."""

@@ -15,6 +15,7 @@ from conveyor.compat.worker import CeleryCompat
 from conveyor.enqueue import mover as delayed_mover
 from conveyor.errors import ConfigurationError
 from conveyor.middleware.chain import call_hooks
+from conveyor.middleware.leases import worker_rescuer
 from conveyor.monitor.gpu import detect_gpus
 from conveyor.scaling.health import heartbeat_file_for
 from conveyor.timelimits import worker_limits
@@ -22,7 +23,6 @@ from conveyor.worker import aio, gpu, guard
 from conveyor.worker.cancel import CancelWatcher, load_revoked
 from conveyor.worker.consumer import reporter_from_env
 from conveyor.worker.heartbeats import Heartbeat
-from conveyor.worker.rescue import Rescuer
 from conveyor.worker.resources import run_start_hooks
 from conveyor.worker.sizing import pool_size
 from conveyor.worker.unknown import install as install_unknown_types
@@ -118,7 +118,8 @@ def run_worker(
     gpus = gpu.visible_gpus(detect_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     # Before the pool forks, so every pool process knows (gpu="required" jobs).
     gpu.WORKER_GPUS = gpus
-    rescuer = Rescuer(app.redis, hostname, app.settings.heartbeat_s, app.topology.queue_names())
+    # The Leases middleware's renewal rides each heartbeat's round trip; its rescue follows it.
+    rescuer = worker_rescuer(app, hostname)
     heartbeat = Heartbeat(
         app.redis,
         hostname,
@@ -126,9 +127,9 @@ def run_worker(
         selected,
         concurrency,
         app.settings.heartbeat_s,
-        on_beat=rescuer.renew,
-        after_beat=rescuer.rescue,
-        on_failure=rescuer.beat_failed,
+        on_beat=rescuer.renew if rescuer is not None else None,
+        after_beat=rescuer.rescue if rescuer is not None else None,
+        on_failure=rescuer.beat_failed if rescuer is not None else None,
         status=vitals_reader(gpu_label(gpus)),
         beat_file=heartbeat_file_for(app.settings, hostname),
         types=list(app.definitions),

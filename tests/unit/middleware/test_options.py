@@ -15,6 +15,8 @@ from conveyor.middleware import (
     DeliveryLimit,
     FlowerEvents,
     Gpu,
+    Leases,
+    Progress,
     RateLimits,
     Retries,
     TimeLimits,
@@ -44,6 +46,8 @@ def test_the_defaults_in_order() -> None:
         Retries,
         DeadLetters,
         FlowerEvents,
+        Progress,
+        Leases,
     ]
 
 
