@@ -3,6 +3,8 @@ read from hooks through ``ctx.options``; an undeclared keyword is refused by nam
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ import redis
 from pydantic import BaseModel
 
 from conveyor import Conveyor, JobContext, Middleware, Settings
-from conveyor.errors import ConfigurationError, SkipJob
+from conveyor.errors import ConfigurationError, PermanentError, SkipJob
 from conveyor.testing import drain
 
 
@@ -71,3 +73,32 @@ def test_an_option_whose_middleware_is_not_installed_is_refused(settings: Settin
     for value in (2, None):
         with pytest.raises(ConfigurationError, match="unknown option tenant_quota="):
             app.job("t.job", tenant_quota=value)(job)
+
+
+DOC = Path(__file__).parents[3] / "docs" / "middleware.md"
+
+
+def owners_example() -> type[Middleware]:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    [code] = [b for b in blocks if "class Owners" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOC), "exec"), namespace)
+    owners: type[Middleware] = namespace["Owners"]
+    return owners
+
+
+def test_the_docs_example_tells_the_owner(settings: Settings, redis_client: redis.Redis) -> None:
+    told: list[tuple[str, str]] = []
+    app = Conveyor(settings, middleware=[owners_example()(lambda *m: told.append(m))], packs=[])
+
+    @app.job("invoices.send", queue="processing", retries=0, owner="billing")
+    def send(ctx: JobContext, params: Empty) -> None:
+        raise PermanentError("no such customer")
+
+    app.job("invoices.draft", queue="processing")(job)
+    failed = app.submit("invoices.send", {})
+    app.submit("invoices.draft", {})
+    drain(app)
+    assert told == [("billing", f"invoices.send {failed.id} failed: no such customer")]
+    with pytest.raises(ConfigurationError, match="unknown option ownr="):
+        app.job("invoices.void", ownr="billing")(job)
