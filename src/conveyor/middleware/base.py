@@ -34,6 +34,8 @@ class Middleware:
 
     #: The ``@app.job`` options this middleware gives meaning to: a job type that
     #: declares one on an app without this middleware is refused at declaration.
+    #: A name that is not one of Conveyor's own options is a new option: the app
+    #: accepts it and keeps its value in ``JobDefinition.options`` (``ctx.options``).
     options: ClassVar[frozenset[str]] = frozenset()
 
     def on_worker_boot(self, app: Conveyor, worker: str) -> None:
