@@ -6,15 +6,16 @@ from fastapi import APIRouter
 
 from conveyor.api.deps import App, Reader
 from conveyor.api.schemas import JobType
+from conveyor.api.submitpolicy import visible_job_types
 
 router = APIRouter(prefix="/job-types", tags=["job types"])
 
 
 @router.get("", response_model=list[JobType])
 def list_job_types(app: App, principal: Reader) -> list[JobType]:
-    """Registered job types, by name."""
+    """Registered job types, by name (the platform's own upkeep types for admins only)."""
     found = []
-    for name, definition in sorted(app.definitions.items()):
+    for name, definition in sorted(visible_job_types(app, principal).items()):
         backoff = definition.backoff
         found.append(
             JobType(
