@@ -89,3 +89,12 @@ def test_conveyor_submit_still_sends_the_platforms_own_jobs(
     out = CliRunner().invoke(cli, ["submit", "upkeep.retention", "--json"])
     assert out.exit_code == 0, out.output
     assert redis_client.llen("monitoring") == 1
+
+
+def test_the_openapi_document_leaves_the_platforms_own_payloads_out(
+    client: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    http, _ = client
+    schemas = http.get("/openapi.json").json()["components"]["schemas"]
+    assert "payload:diag.noop" in schemas
+    assert not [name for name in schemas if name.startswith("payload:upkeep.")]
