@@ -141,6 +141,9 @@ def _new_job(
         "payload": submission.payload,
         "created_at": submission.created_at,
         "due_at": due_at,
+        # The job's own limits, for a re-publish that has no message to read them from
+        # (a stalled job re-queued: conveyor.monitor.stalled).
+        **submission.limits(),
         **submission.labels,
     }
     kind: EventType = "queued" if submission.is_due(now) else "scheduled"

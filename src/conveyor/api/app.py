@@ -28,6 +28,7 @@ from conveyor.api.routers import (
     workers,
 )
 from conveyor.api.schemas import ErrorBody
+from conveyor.api.submitpolicy import is_platform_job
 from conveyor.app import Conveyor
 
 API_PREFIX = "/api/v1"
@@ -91,6 +92,8 @@ def _openapi(app: FastAPI, ctx: ApiContext) -> dict[str, Any]:
     definitions = components.setdefault("schemas", {})
     _document_errors(schema, definitions)
     for name, definition in sorted(ctx.app.definitions.items()):
+        if is_platform_job(ctx.app, definition):
+            continue  # the platform's own (upkeep.*): admins only, not advertised
         payload = definition.json_schema()
         payload.setdefault("description", f"payload of {name}")
         for nested_name, nested in payload.pop("$defs", {}).items():

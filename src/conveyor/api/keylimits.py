@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    """Raised inside the app when a streamed body passes the limit."""
+def _detail(max_bytes: int) -> str:
+    return f"request body over {max_bytes} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised inside the app when a streamed body passes the limit.
+
+    An :class:`HTTPException` (413) because FastAPI turns any other error raised while
+    it reads a body into a 400 ("error parsing the body"); this one it lets through.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(status_code=413, detail=_detail(max_bytes))
 
 
 class BodyLimit:
@@ -42,7 +54,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -58,7 +70,7 @@ class BodyLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        body = json.dumps({"detail": _detail(self.max_bytes)}).encode()
         await send(
             {
                 "type": "http.response.start",

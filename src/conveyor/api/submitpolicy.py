@@ -2,7 +2,10 @@
 
 Internal queues (``dead-letter`` and ``monitoring``: the dead-letter mover and the
 platform's own alert and clean-up work run there) are never open to API
-submissions — a tenant's job there could hold up alerts for every tenant. Each
+submissions — a tenant's job there could hold up alerts for every tenant. The job
+types whose own queue is internal (the upkeep pack's retention, clean-up…) are the
+platform's own: only an admin key may submit them (403 for any other key, whatever
+queue it names), and ``GET /job-types`` lists them to admins only. Each
 key may send a job to its type's own queue, and to the queues it was created
 with (``conveyor keys create --queue``); it may ask for priorities up to its
 ``max_priority`` (7 unless created with ``--max-priority``). A request that
@@ -17,6 +20,7 @@ from collections.abc import Iterable
 from conveyor.api.auth import Principal
 from conveyor.app import Conveyor
 from conveyor.errors import InvalidSubmission, PermissionDenied
+from conveyor.jobs import JobDefinition
 from conveyor.topology import DEAD_LETTER, MAX_PRIORITY, MIN_PRIORITY
 
 #: Queues only Conveyor itself submits to.
@@ -32,7 +36,14 @@ def check_submission(
     known ones.
     """
     definitions = app.definitions
-    if job_type not in definitions or (queue is not None and queue not in app.topology.queues):
+    if job_type not in definitions:
+        return
+    if not principal.admin and is_platform_job(app, definitions[job_type]):
+        raise PermissionDenied(
+            f"job type {job_type} is internal to Conveyor (the platform's own upkeep): "
+            "only an admin API key may submit it"
+        )
+    if queue is not None and queue not in app.topology.queues:
         return
     own = app.queue_for(definitions[job_type])
     target = queue or own
@@ -51,6 +62,20 @@ def check_submission(
             f"this API key may use priorities up to {principal.max_priority} (asked for "
             f"{priority}); create a key with `conveyor keys create --max-priority {priority}`"
         )
+
+
+def is_platform_job(app: Conveyor, definition: JobDefinition) -> bool:
+    """Whether a job type is the platform's own: its own queue is internal."""
+    return app.queue_for(definition) in INTERNAL_QUEUES
+
+
+def visible_job_types(app: Conveyor, principal: Principal) -> dict[str, JobDefinition]:
+    """The job types ``principal`` may see: all for an admin, else all but the platform's own."""
+    return {
+        name: definition
+        for name, definition in app.definitions.items()
+        if principal.admin or not is_platform_job(app, definition)
+    }
 
 
 def check_key_queues(app: Conveyor, queues: Iterable[str]) -> list[str]:

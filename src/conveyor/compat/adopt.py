@@ -27,9 +27,11 @@ from conveyor.compat.stock import conveyor_level
 from conveyor.errors import InvalidSubmission, UnknownJobType
 from conveyor.events import new_event
 from conveyor.jobs import JobDefinition
+from conveyor.middleware import policy
 from conveyor.submission import Submission
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
-from conveyor.worker.deadletter import send_dead_letter
+from conveyor.worker.executor import Execution
+from conveyor.worker.unknown import stand_in_definition
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -222,8 +224,17 @@ def refuse(
     )
     writer.emit(event, fields=fields, celery=[failed] if app.hooks.flower_events else None)
     log.error("Celery message %s (%s) refused: %s: %s", message.id, message.name, error_type, text)
-    send_dead_letter(
-        app,
+    hooks = app.hooks
+    if not hooks.after_failed:
+        return
+    # The executor's path for a job failed for good: the policies' after_failed hooks
+    # (DeadLetters publishes the dead-letter message; without it, none is sent).
+    definition = app.definitions.get(message.name) or stand_in_definition(message.name)
+    meta = {"attempt": 0, "queue": queue, "priority": priority, "created_at": now}
+    execution = Execution(app, definition, message.id, payload, meta, "adoption")
+    policy.after_failed(
+        hooks.after_failed,
+        execution,
         {
             "job_id": message.id,
             "type": message.name,

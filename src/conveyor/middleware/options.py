@@ -62,6 +62,22 @@ def definition_fields() -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(JobDefinition)) - internal
 
 
+def installed_options(
+    options: Mapping[str, Any], middleware: Sequence[Middleware]
+) -> dict[str, Any]:
+    """``options`` less those whose built-in owner no middleware of the app stands in for.
+
+    How the built-in packs declare their jobs, so that a pack loads on any app: a
+    job of ``diag`` or ``media`` goes without ``retries=`` on an app without
+    :class:`~conveyor.middleware.Retries` (every failure final there, as for the
+    app's own jobs) rather than refusing to load. An app's own jobs are checked
+    strictly (:func:`check_options`).
+    """
+    owned = frozenset().union(*(mw.options for mw in middleware))
+    owners = _built_in_owners()
+    return {name: value for name, value in options.items() if name not in owners or name in owned}
+
+
 #: Values that ask for what an app without the option's owner does anyway.
 _NEUTRAL = {"gpu": "none", "retries": 0}
 

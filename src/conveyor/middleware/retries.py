@@ -13,6 +13,7 @@ from conveyor.middleware.outcome import Outcome
 from conveyor.middleware.policy import Policy
 
 if TYPE_CHECKING:
+    from conveyor.app import Conveyor
     from conveyor.jobs import JobDefinition
     from conveyor.worker.executor import Execution
 
@@ -73,6 +74,14 @@ class Retries(Policy):
             delay,
         )
         return Outcome("retrying", error=exc, retry_in_s=delay)
+
+
+def retries_in(app: Conveyor, definition: JobDefinition) -> int:
+    """How many retries a job type gets in ``app``: its own or the default with a
+    :class:`Retries` middleware installed, none without (every failure is final)."""
+    if not any(isinstance(mw, Retries) for mw in app.middleware):
+        return 0
+    return app.retries_for(definition)
 
 
 def is_transient(definition: JobDefinition, exc: BaseException) -> bool:

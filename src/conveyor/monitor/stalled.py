@@ -8,8 +8,9 @@ each is checked against the live state first, so a job that moved on since the
 recorder last caught up is left alone. ``CONVEYOR_STALLED_POLICY`` then says:
 
 * ``requeue`` (default): the job runs again at once as its next attempt, like a
-  retry (a ``retrying`` event, then ``queued``), while retries remain; with none
-  left it fails as ``fail`` does. The stalled delivery, if it ever comes back,
+  retry (a ``retrying`` event, then ``queued``), with its own time limits, while
+  retries remain (none without the ``Retries`` middleware); with none left it fails
+  as ``fail`` does. The stalled delivery, if it ever comes back,
   is refused at start as stale (its attempt is older).
 * ``fail``: the job fails with :class:`~conveyor.errors.JobStalled` and is
   dead-lettered, as any failed job.
@@ -28,7 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from conveyor import keys
 from conveyor.errors import JobStalled, UnknownJobType
+from conveyor.middleware.retries import retries_in
 from conveyor.monitor import tasks
+from conveyor.submission import LIMITS
 from conveyor.worker.executor import Execution
 
 if TYPE_CHECKING:
@@ -109,11 +112,14 @@ def _act(
     except UnknownJobType:
         log.warning("stalled job %s: unknown job type %r; left alone", job_id, live.get("type"))
         return None
+    # The delivery's meta as the live state keeps it, the job's own time limits
+    # included: the re-queue publishes it through Submission.of_delivery.
     meta = {
         "attempt": attempt,
         "queue": live.get("queue") or None,
         "priority": int(live["priority"]) if live.get("priority") else None,
         "created_at": float(live["created_at"]) if live.get("created_at") else None,
+        **{name: float(live[name]) for name in LIMITS if live.get(name)},
     }
     payload = json.loads(live["payload"]) if live.get("payload") else {}
     execution = Execution(app, definition, job_id, payload, meta, live.get("worker") or "unknown")
@@ -123,7 +129,7 @@ def _act(
         f"for over {threshold:g}s"
     )
     now = time.time()
-    if policy == "requeue" and attempt < app.retries_for(definition):
+    if policy == "requeue" and attempt < retries_in(app, definition):
         # Immediately, as the next attempt: the same path a GPU out-of-memory retry takes.
         execution._reschedule(
             attempt + 1,

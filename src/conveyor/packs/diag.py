@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from conveyor.errors import PermanentError, TransientError
 from conveyor.jobs import JobContext
+from conveyor.middleware.options import installed_options
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -66,4 +67,5 @@ def register(app: Conveyor) -> None:
     """Register the diagnostics jobs on ``app``."""
     app.job("diag.noop", retries=0)(noop)
     app.job("diag.sleep", retries=0)(sleep)
-    app.job("diag.flaky", retries=5, backoff=(0.2, 0.4, 0.8))(flaky)
+    retry = installed_options({"retries": 5, "backoff": (0.2, 0.4, 0.8)}, app.middleware)
+    app.job("diag.flaky", **retry)(flaky)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from conveyor.broker.embedded import EmbeddedBroker, discover
 from conveyor.errors import BrokerError, ConfigurationError
 from conveyor.private import private_dir
+from conveyor.services import stackfile
 from conveyor.topology import Topology
 
 if TYPE_CHECKING:
@@ -125,15 +126,22 @@ def plan_services(
 
 
 def already_up(settings: Settings) -> str | None:
-    """Why ``conveyor up`` cannot start for this home: another one runs its broker (or None)."""
-    if settings.configured_broker_url:
-        return None
-    running = discover(settings.home_dir)
-    if running is None:
+    """Why ``conveyor up`` cannot start for this home: another one runs for it (or None) —
+    its embedded broker, or a stack on a configured broker (:mod:`.stackfile`)."""
+    home = settings.home_dir
+    what = None
+    broker = discover(home)
+    if broker is not None and not settings.configured_broker_url:
+        what = f"its broker: pid {broker['pid']}"
+    else:
+        stack = stackfile.running(home)
+        if stack is not None:
+            what = f"its stack: pid {stack['pid']}, broker {stack.get('broker')}"
+    if what is None:
         return None
     return (
-        f"Conveyor is already up for CONVEYOR_HOME={settings.home_dir} (its broker: pid "
-        f"{running['pid']}); stop it with Ctrl-C in its terminal, or use another CONVEYOR_HOME"
+        f"Conveyor is already up for CONVEYOR_HOME={home} ({what}); stop it with Ctrl-C "
+        "in its terminal, or use another CONVEYOR_HOME"
     )
 
 
@@ -177,6 +185,7 @@ class Stack:
         else:
             self.broker = EmbeddedBroker(self.home)
             self.broker_url = self.broker.start()
+        stackfile.record(self.home, self.broker_url)
         # Services first: the recorder should be reading before the first job runs.
         specs: list[WorkerSpec | ServiceSpec] = [*self.services, *self.workers]
         for spec in specs:
@@ -309,6 +318,7 @@ class Stack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        stackfile.clear(self.home)
 
     def _signal_all(self, signum: int) -> None:
         for running in self._running:

@@ -159,14 +159,17 @@ class UnknownTypes:
 
         known = list(self.app.definitions)
         error = UnknownJobType(delivery.job_type, known, reason=reason)
-        # A stand-in definition: the job's own is not declared in this worker's application.
-        definition = JobDefinition(
-            name=delivery.job_type, func=_not_declared, model=BaseModel, retries=0
-        )
+        definition = stand_in_definition(delivery.job_type)
         execution = Execution(
             self.app, definition, delivery.job_id, delivery.payload, delivery.meta, self.worker
         )
         execution._handle_error(error, time.time())
+
+
+def stand_in_definition(name: str) -> JobDefinition:
+    """A definition for job type ``name`` where the application declares none, so that
+    its failure can take the executor's path (no retries, nothing to run)."""
+    return JobDefinition(name=name, func=_not_declared, model=BaseModel, retries=0)
 
 
 def _not_declared(*_: Any) -> None:

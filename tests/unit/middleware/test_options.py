@@ -32,9 +32,11 @@ def job(ctx: JobContext, params: Empty) -> None:
     return None
 
 
-def without(settings: Settings, kind: type[Middleware], *extra: Middleware) -> Conveyor:
+def without(
+    settings: Settings, kind: type[Middleware], *extra: Middleware, packs: tuple[str, ...] = ()
+) -> Conveyor:
     defaults = [mw for mw in default_middleware() if not isinstance(mw, kind)]
-    return Conveyor(settings, default_middleware=defaults, middleware=extra, packs=[])
+    return Conveyor(settings, default_middleware=defaults, middleware=extra, packs=packs)
 
 
 def test_the_defaults_in_order() -> None:
@@ -93,3 +95,18 @@ def test_a_replacement_that_owns_the_option_is_accepted(settings: Settings) -> N
     app = without(settings, RateLimits, MyRateLimits())
     app.job("t.limited", rate_limit="10/m")(job)
     assert app.definition("t.limited").rate_limit == "10/m"
+
+
+@pytest.mark.parametrize("pack", ["diag", "upkeep", "media"])
+def test_a_built_in_pack_loads_without_the_middleware_its_options_need(
+    settings: Settings, pack: str
+) -> None:
+    bare = Conveyor(settings, default_middleware=[], packs=[pack])
+    full = Conveyor(settings, packs=[pack])
+    assert set(bare.definitions) == set(full.definitions) and bare.definitions
+    if pack == "diag":
+        # Its options are declared where their middleware is installed only.
+        flaky, bare_flaky = full.definition("diag.flaky"), bare.definition("diag.flaky")
+        assert (flaky.retries, flaky.backoff) == (5, (0.2, 0.4, 0.8))
+        assert (bare_flaky.retries, bare_flaky.backoff) == (None, None)
+        assert without(settings, Retries, packs=("diag",)).definition("diag.flaky").retries is None

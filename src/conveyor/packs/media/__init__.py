@@ -21,8 +21,9 @@ job type                   input                                       result
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from conveyor.middleware.options import installed_options
 from conveyor.packs.media import policy as policies
 from conveyor.packs.media.audio import extract_audio, normalize_loudness, waveform
 from conveyor.packs.media.inputs import (
@@ -77,11 +78,15 @@ __all__ = [
 def register(app: Conveyor) -> None:
     """Register the media jobs on ``app`` and make its settings the media policy."""
     policies.activate(MediaPolicy.from_settings(app.settings))
-    app.job("media.probe", retries=2)(probe_media)
-    app.job("media.transcode", gpu="prefer")(transcode)
+
+    def own(options: dict[str, Any]) -> dict[str, Any]:
+        return installed_options(options, app.middleware)
+
+    app.job("media.probe", **own({"retries": 2}))(probe_media)
+    app.job("media.transcode", **own({"gpu": "prefer"}))(transcode)
     app.job("media.preview")(preview)
     app.job("media.extract_audio")(extract_audio)
     app.job("media.normalize_loudness")(normalize_loudness)
     app.job("media.waveform")(waveform)
-    app.job("media.render", gpu="prefer")(render)
-    app.job("media.render_batch", gpu="prefer")(render_batch)
+    app.job("media.render", **own({"gpu": "prefer"}))(render)
+    app.job("media.render_batch", **own({"gpu": "prefer"}))(render_batch)
