@@ -32,8 +32,12 @@ def test_backlog_spike_scales_up_then_back_down_and_every_job_succeeds(
     manager = start_manager("--profiles", "processing")
     wait_until(lambda: len(processing_workers(app)) == 2, timeout=90, what="2 minimum workers")
 
+    # The spike lands in one round trip: a poll that caught it half-submitted would scale
+    # to a lower band and then sit out the up-scale cooldown.
+    jobs = app.enqueue_submissions(
+        [app.submission("diag.sleep", {"seconds": 0.4}, queue="processing") for _ in range(150)]
+    )
     spike = time.monotonic()
-    jobs = [app.submit("diag.sleep", {"seconds": 0.4}, queue="processing") for _ in range(150)]
     # The decision comes within two polling intervals of the spike …
     wait_until(
         lambda: view(app).get("desired", 0) >= 5,
