@@ -140,6 +140,11 @@ class Event:
     # The wire form it was read from (None: built here, see fields()).
     _wire: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EventKind(self.kind))  # "failed" is accepted too
+        if self.tags is not None:
+            object.__setattr__(self, "tags", tuple(self.tags))
+
     @property
     def status(self) -> EventKind | None:
         """The job status this event moves to (``started`` for a progress report);
@@ -204,7 +209,7 @@ class Event:
                 data = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 raise MalformedEvent("not JSON") from None
-        return cls.from_dict(data)
+        return cls._read(data)
 
     @classmethod
     def from_dict(cls, data: Any) -> Event:
@@ -214,6 +219,11 @@ class Event:
         store records are checked (a wrong type is malformed); the others are read
         leniently (a wrong type reads as None).
         """
+        return cls._read(dict(data) if isinstance(data, dict) else data)
+
+    @classmethod
+    def _read(cls, data: Any) -> Event:
+        """:meth:`from_dict` of a dict no one else holds (kept as the wire form, uncopied)."""
         if not isinstance(data, dict):
             raise MalformedEvent("not a JSON object")
         raw_kind = data.get("type")
@@ -511,7 +521,7 @@ _READERS: dict[str, Callable[[str, Any], Any]] = {
     "attempt": _count,
     "deliveries": _count,
     "worker": _text,
-    "priority": lambda name, value: None if value is None else int(_count(name, value)),
+    "priority": _count,
     "payload": _any,
     "due_at": _number,
     "idempotency_key": _text,

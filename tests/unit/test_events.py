@@ -36,7 +36,10 @@ def test_a_read_event_keeps_its_wire_form_exactly() -> None:
     assert json.loads(event.to_json()) == written
     assert Event.from_json(event.to_json()) == event
     event.fields()["job_id"] = "changed"
-    assert event.fields() == written
+    mine = dict(written)
+    from_mine = Event.from_dict(mine)
+    mine["job_id"] = "changed"
+    assert event.fields() == written and from_mine.fields() == written
 
 
 def test_fields_are_typed() -> None:
@@ -69,6 +72,7 @@ def test_an_event_built_here_round_trips() -> None:
     )
     fields = event.fields()
     assert fields["type"] == "failed" and fields["tags"] == ["x"] and "worker" not in fields
+    assert Event("failed", "j3", 1700000000.25, job_type="t", queue="q").kind is EventKind.FAILED  # type: ignore[arg-type]
     assert Event.from_json(event.to_json()) == event
     moved = dataclasses.replace(Event.from_dict(fields), error_message="worse")
     assert moved.fields()["error_message"] == "worse"  # a copy is not its source's wire form
