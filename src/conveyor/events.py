@@ -12,7 +12,8 @@ that, atomically:
 4. publishes it on the job's pub/sub channel, which progress bars, SSE and
    WebSocket clients follow.
 
-Event JSON (one object; ``type``-specific fields are listed in :class:`Event`)::
+Event JSON (one object; ``type``-specific fields are listed in :class:`Event`, the
+typed, read-only form every reader parses it into)::
 
     {"v": 1, "type": "progress", "job_id": "…", "job_type": "diag.sleep",
      "queue": "processing", "attempt": 0, "deliveries": 1,
@@ -23,10 +24,14 @@ Event JSON (one object; ``type``-specific fields are listed in :class:`Event`)::
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel
+from pydantic_core import from_json
 
 from conveyor import keys
 
@@ -61,25 +66,62 @@ assert all(rank < TERMINAL_RANK for state, rank in RANK.items() if state not in 
 SCHEMA_VERSION = 1
 
 
-class Event(BaseModel):
-    """The documented shape of an event (for readers; writers build dicts directly)."""
+class EventKind(StrEnum):
+    """What an event says happened: a job state (docs/architecture.md, "Job states"),
+    a ``progress`` report, or one of the two dead-letter events the recorder applies."""
 
-    v: int = SCHEMA_VERSION
-    type: EventType
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    PROGRESS = "progress"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEAD_LETTER_REPLAYED = "dead_letter_replayed"
+    DEAD_LETTER_PURGED = "dead_letter_purged"
+
+
+_KINDS: dict[str, EventKind] = {kind.value: kind for kind in EventKind}
+_DEAD_LETTER_KINDS = frozenset({EventKind.DEAD_LETTER_REPLAYED, EventKind.DEAD_LETTER_PURGED})
+
+
+class MalformedEvent(ValueError):
+    """An entry of the stream that is not a usable event (not JSON, unknown type, no id…)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as read off the stream or a job's channel: typed, validated, read-only.
+
+    :meth:`from_stream` / :meth:`from_json` / :meth:`from_dict` build it (or raise
+    :class:`MalformedEvent`); :meth:`fields` / :meth:`to_json` give its wire form.
+    An event read from the wire keeps that form exactly, unknown fields included,
+    so passing it on changes nothing. A text field holding ``""`` reads as None.
+    """
+
+    kind: EventKind
     job_id: str
-    job_type: str
-    queue: str
-    priority: int | None = None
+    ts: float
+    #: Always set on a job event; None on a dead-letter event.
+    job_type: str | None = None
+    queue: str | None = None
+    v: int = SCHEMA_VERSION
     attempt: int = 0
     deliveries: int = 0
     worker: str | None = None
-    ts: float
-    # queued / scheduled
-    payload: dict[str, Any] | None = None
+    priority: int | None = None
+    # queued / scheduled (the submission)
+    payload: Any = None
     due_at: float | None = None
     idempotency_key: str | None = None
     created_at: float | None = None
-    # progress
+    tenant: str | None = None
+    batch_id: str | None = None
+    batch_total: int | None = None
+    replay_of: str | None = None
+    tags: tuple[str, ...] | None = None
+    # progress (``message`` also on a worker's ``scheduled``: why it waits)
     progress: float | None = None
     stage: str | None = None
     message: str | None = None
@@ -91,8 +133,135 @@ class Event(BaseModel):
     error_message: str | None = None
     traceback: str | None = None
     retry_in_s: float | None = None
-    # failed (the dead letter's failure time)
+    device: str | None = None
     failed_at: float | None = None
+    # dead_letter_replayed
+    replayed_as: str | None = None
+    # The wire form it was read from (None: built here, see fields()).
+    _wire: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EventKind(self.kind))  # "failed" is accepted too
+        if self.tags is not None:
+            object.__setattr__(self, "tags", tuple(self.tags))
+
+    @property
+    def status(self) -> EventKind | None:
+        """The job status this event moves to (``started`` for a progress report);
+        None for a dead-letter event."""
+        if self.kind is EventKind.PROGRESS:
+            return EventKind.STARTED
+        return None if self.kind in _DEAD_LETTER_KINDS else self.kind
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job ends here (succeeded, failed or cancelled)."""
+        return self.kind in TERMINAL
+
+    @property
+    def is_job_event(self) -> bool:
+        """True for a job's state change or progress report; False for a dead-letter event."""
+        return self.kind not in _DEAD_LETTER_KINDS
+
+    def has(self, name: str) -> bool:
+        """Whether the event carries field ``name`` (a ``null`` value counts as carried)."""
+        if self._wire is not None:
+            return name in self._wire
+        return name in self.fields()
+
+    def fields(self) -> dict[str, Any]:
+        """The wire form: a fresh dict, as written to the stream and channel.
+
+        For an event read from the wire, exactly what was read; for one built here,
+        ``v``, ``type``, ``job_id``, ``ts`` and every other field that is set.
+        """
+        if self._wire is not None:
+            return dict(self._wire)
+        data: dict[str, Any] = {"v": self.v, "type": self.kind.value, "job_id": self.job_id}
+        for name in _WIRE_ORDER:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = list(value) if name == "tags" else value
+        data["ts"] = self.ts
+        return data
+
+    def to_json(self) -> str:
+        """Compact JSON of :meth:`fields` (how :class:`EventWriter` writes it)."""
+        return json.dumps(self.fields(), separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_stream(cls, entry: Mapping[Any, Any]) -> Event:
+        """The event a ``conveyor:events`` entry holds (its field ``e``, bytes or text keys)."""
+        if not entry:
+            raise MalformedEvent("entry trimmed from the stream before recording")
+        raw = entry.get(b"e", entry.get("e"))
+        if raw is None:
+            raise MalformedEvent("no field 'e'")
+        return cls.from_json(raw)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        """The event one JSON text holds (a stream entry's ``e``, a channel message)."""
+        try:
+            data = from_json(raw)  # pydantic's parser: a few times json.loads' speed
+        except ValueError:
+            try:  # what json.loads alone accepts (a lone surrogate…) is still an event
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise MalformedEvent("not JSON") from None
+        return cls._read(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Event:
+        """Validate a decoded event; :class:`MalformedEvent` says why it is not one.
+
+        Unknown fields are tolerated (and kept in :meth:`fields`). The fields the job
+        store records are checked (a wrong type is malformed); the others are read
+        leniently (a wrong type reads as None).
+        """
+        return cls._read(dict(data) if isinstance(data, dict) else data)
+
+    @classmethod
+    def _read(cls, data: Any) -> Event:
+        """:meth:`from_dict` of a dict no one else holds (kept as the wire form, uncopied)."""
+        if not isinstance(data, dict):
+            raise MalformedEvent("not a JSON object")
+        raw_kind = data.get("type")
+        kind = _KINDS.get(raw_kind) if isinstance(raw_kind, str) else None
+        if kind is None:
+            raise MalformedEvent(f"unknown type {raw_kind!r}")
+        values: dict[str, Any] = {"kind": kind, "job_id": _required(data, "job_id")}
+        ts = _number("ts", data.get("ts"))
+        if ts is None:
+            raise MalformedEvent("missing ts")
+        values["ts"] = ts
+        values["_wire"] = data
+        if kind in _DEAD_LETTER_KINDS:
+            if kind is EventKind.DEAD_LETTER_REPLAYED:
+                values["replayed_as"] = _required(data, "replayed_as")
+        else:
+            # Only the fields present are read: most events carry a few of them.
+            readers = _PROGRESS_READERS if kind is EventKind.PROGRESS else _READERS
+            for name, value in data.items():
+                reader = readers.get(name)
+                if reader is not None and value is not None:
+                    values[name] = reader(name, value)
+            for name in ("job_type", "queue"):
+                if values.get(name) is None:
+                    raise MalformedEvent(f"missing {name}")
+        # Built without __init__ (which would set every field one by one): the values
+        # are already checked, and the class's defaults stand for the fields absent.
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", values)
+        return event
+
+
+#: The fields :meth:`Event.fields` writes for an event built here, in this order.
+_WIRE_ORDER = tuple(
+    name
+    for name in Event.__dataclass_fields__
+    if name not in ("kind", "job_id", "ts", "v", "_wire")
+)
 
 
 _TRANSITION = """
@@ -207,7 +376,7 @@ class EventWriter:
 
     def emit(
         self,
-        event: dict[str, Any] | None,
+        event: Event | dict[str, Any] | None,
         *,
         fields: dict[str, Any] | None = None,
         mode: EmitMode = "normal",
@@ -225,6 +394,8 @@ class EventWriter:
         set, both done in the same atomic step (:mod:`conveyor.enqueue`). With no
         ``event`` (``delayed`` then names the job) only those are done.
         """
+        if isinstance(event, Event):
+            event = event.fields()
         if event is not None:
             kind = event["type"]
             job_id = event["job_id"]
@@ -287,9 +458,90 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def parse(raw: bytes | str) -> dict[str, Any]:
-    """Decode one event as written to the stream or a channel."""
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ValueError("event is not a JSON object")
-    return data
+def _text(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{name} is not a string")
+    return value
+
+
+def _required(data: Mapping[str, Any], name: str) -> str:
+    value = _text(name, data.get(name))
+    if value is None:
+        raise MalformedEvent(f"missing {name}")
+    return value
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MalformedEvent(f"{name} is not a number")
+    return float(value)
+
+
+def _count(name: str, value: Any) -> int:
+    return int(_number(name, value) or 0)
+
+
+def _lenient_text(name: str, value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _lenient_number(name: str, value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _version(name: str, value: Any) -> int:
+    return value if type(value) is int else SCHEMA_VERSION
+
+
+def _any(name: str, value: Any) -> Any:
+    return value
+
+
+def _batch_total(name: str, value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _tags(name: str, value: Any) -> tuple[str, ...] | None:
+    return tuple(value) if isinstance(value, list) else None
+
+
+#: How :meth:`Event.from_dict` reads each field of a job event. What the job store
+#: records is checked (a wrong type is malformed, as it always was); the rest is read
+#: leniently (a wrong type reads as None).
+_READERS: dict[str, Callable[[str, Any], Any]] = {
+    "job_type": _text,
+    "queue": _text,
+    "v": _version,
+    "attempt": _count,
+    "deliveries": _count,
+    "worker": _text,
+    "priority": _count,
+    "payload": _any,
+    "due_at": _number,
+    "idempotency_key": _text,
+    "created_at": _number,
+    "tenant": _text,
+    "batch_id": _text,
+    "batch_total": _batch_total,
+    "replay_of": _text,
+    "tags": _tags,
+    "progress": _lenient_number,
+    "stage": _lenient_text,
+    "message": _lenient_text,
+    "result": _any,
+    "runtime_s": _lenient_number,
+    "error_type": _text,
+    "error_message": _text,
+    "traceback": _text,
+    "retry_in_s": _number,
+    "device": _lenient_text,
+    "failed_at": _lenient_number,
+}
+#: A progress report's own fields are recorded, so checked.
+_PROGRESS_READERS = {**_READERS, "progress": _number, "stage": _text, "message": _text}

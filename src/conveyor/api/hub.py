@@ -4,14 +4,14 @@ Every SSE and WebSocket client of this process shares one blocking ``XREAD`` on
 the stream, instead of holding a Redis connection each. The stream's entry ids
 are the events' ids: they order a job's events and let a client that reconnects
 with ``Last-Event-ID`` be sent, from the stream, exactly the events it missed.
-Observers (the Prometheus counters) see every event too.
+Observers (the Prometheus counters) see every event too. Events are handed on typed
+(:class:`conveyor.events.Event`); an entry that is not one is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from conveyor import keys
+from conveyor.events import Event, MalformedEvent
 
 log = logging.getLogger("conveyor.api")
 
@@ -47,7 +48,7 @@ class Subscription:
         self.job_id = job_id
         #: The hub's position when this subscription began: later events arrive in ``queue``.
         self.start = start
-        self.queue: asyncio.Queue[tuple[EventId, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+        self.queue: asyncio.Queue[tuple[EventId, Event]] = asyncio.Queue(maxsize=10_000)
 
 
 class EventHub:
@@ -58,12 +59,12 @@ class EventHub:
         self.block_ms = block_ms
         self.position: EventId = ZERO
         self._subs: dict[str, set[Subscription]] = {}
-        self._observers: list[Callable[[dict[str, Any]], None]] = []
+        self._observers: list[Callable[[Event], None]] = []
         self._task: asyncio.Task[None] | None = None
         #: Stream entries read back for resuming clients (what :meth:`history` costs).
         self.entries_read = 0
 
-    def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
+    def observe(self, callback: Callable[[Event], None]) -> None:
         """Call ``callback(event)`` for every event read from now on."""
         self._observers.append(callback)
 
@@ -122,21 +123,21 @@ class EventHub:
 
     def _dispatch(self, event_id: EventId, fields: dict[bytes, bytes]) -> None:
         try:
-            event = json.loads(fields[b"e"])
-        except (KeyError, ValueError):
+            event = Event.from_stream(fields)
+        except MalformedEvent:
             return
         for observer in self._observers:
             try:
                 observer(event)
             except Exception:  # an observer's bug must not stop the stream
                 log.exception("event observer failed")
-        for sub in self._subs.get(event.get("job_id", ""), ()):
+        for sub in self._subs.get(event.job_id, ()):
             with contextlib.suppress(asyncio.QueueFull):
                 sub.queue.put_nowait((event_id, event))
 
     async def history(
         self, job_id: str, after: EventId, until: EventId, first: EventId | None = None
-    ) -> list[tuple[EventId, dict[str, Any]]] | None:
+    ) -> list[tuple[EventId, Event]] | None:
         """``job_id``'s events with ``after < id <= until``, oldest first.
 
         ``first`` is the job's first event id (kept in its live state): the read
@@ -151,7 +152,7 @@ class EventHub:
         known_start = after != ZERO or first is not None
         if oldest and known_start and parse_id(oldest[0][0]) > since:
             return None
-        found: list[tuple[EventId, dict[str, Any]]] = []
+        found: list[tuple[EventId, Event]] = []
         cursor = format_id(since)
         needle = f'"job_id":"{job_id}"'.encode()
         while True:
@@ -164,8 +165,11 @@ class EventHub:
             for raw_id, fields in batch:
                 data = fields.get(b"e", b"")
                 if needle in data:
-                    event = json.loads(data)
-                    if event.get("job_id") == job_id:
+                    try:
+                        event = Event.from_json(data)
+                    except MalformedEvent:
+                        continue
+                    if event.job_id == job_id:
                         found.append((parse_id(raw_id), event))
             cursor = f"({batch[-1][0].decode()}"
             if len(batch) < 2000:

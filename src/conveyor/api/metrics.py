@@ -50,6 +50,7 @@ from prometheus_client.registry import Collector
 
 from conveyor.api.context import ApiContext
 from conveyor.broker.inspect import delayed_count, queue_depths, reserved_count
+from conveyor.events import Event
 from conveyor.scaling.backlog import QueueBacklog, measure
 from conveyor.worker.heartbeats import live_workers
 
@@ -139,54 +140,50 @@ class EventMetrics:
         if host is not None:
             self.active.labels(host).dec()
 
-    def observe(self, event: dict[str, Any]) -> None:
+    def observe(self, event: Event) -> None:
         """Count one event."""
-        kind = str(event.get("type", ""))
-        name = str(event.get("job_type", ""))
-        queue = str(event.get("queue", ""))
-        host = str(event.get("worker") or "")
+        kind = event.kind.value
+        name = event.job_type or ""
+        queue = event.queue or ""
+        host = event.worker or ""
+        job_id = event.job_id
         labels = (name, host, queue)
         self.events.labels(name, kind).inc()
         if kind == "queued":
             self.sent.labels(*labels).inc()
-            ts = event.get("ts")
-            if isinstance(ts, int | float) and len(self._created) < 100_000:
-                self._created[str(event.get("job_id"))] = float(ts)
+            if len(self._created) < 100_000:
+                self._created[job_id] = event.ts
         elif kind == "scheduled":
             self.sent.labels(*labels).inc()
         elif kind == "started":
             self.received.labels(*labels).inc()
             self.started.labels(*labels).inc()
-            job_id = str(event.get("job_id"))
             self._finish(job_id)
             if len(self._running) < 100_000:
                 self._running[job_id] = host
                 self.active.labels(host).inc()
             queued_at = self._created.pop(job_id, None)
-            ts = event.get("ts")
-            if queued_at is not None and isinstance(ts, int | float):
-                waited = max(0.0, float(ts) - queued_at)
+            if queued_at is not None:
+                waited = max(0.0, event.ts - queued_at)
                 self.wait.labels(name, queue).observe(waited)
                 self.queue_wait.labels(*labels).observe(waited)
         if kind in ("succeeded", "failed", "retrying", "cancelled"):
-            self._finish(str(event.get("job_id")))
+            self._finish(job_id)
         if kind == "succeeded":
             self.succeeded.labels(*labels).inc()
-            runtime = event.get("runtime_s")
-            if isinstance(runtime, int | float):
-                self.runtime.labels(*labels).observe(float(runtime))
+            if event.runtime_s is not None:
+                self.runtime.labels(*labels).observe(event.runtime_s)
         elif kind == "failed":
-            self.failed.labels(*labels, str(event.get("error_type") or "")).inc()
-            if not event.get("deliveries"):
+            self.failed.labels(*labels, event.error_type or "").inc()
+            if not event.deliveries:
                 self.rejected.labels(*labels).inc()
-            runtime = event.get("runtime_s")
-            if isinstance(runtime, int | float):
-                self.runtime.labels(*labels).observe(float(runtime))
+            if event.runtime_s is not None:
+                self.runtime.labels(*labels).observe(event.runtime_s)
         elif kind == "retrying":
             self.retried.labels(*labels).inc()
         elif kind == "cancelled":
             self.revoked.labels(*labels).inc()
-            self._created.pop(str(event.get("job_id")), None)
+            self._created.pop(job_id, None)
 
 
 class BrokerCollector(Collector):

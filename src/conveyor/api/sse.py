@@ -21,7 +21,6 @@ from conveyor.api import service
 from conveyor.api.context import ApiContext
 from conveyor.api.hub import ZERO, EventId, format_id, parse_id
 from conveyor.errors import InvalidSubmission
-from conveyor.events import TERMINAL
 from conveyor.state import JobState
 
 #: How often a quiet stream re-reads the job's state (a safety net, never the main path).
@@ -97,8 +96,8 @@ async def job_events(
                 missed = []
             for event_id, event in missed:
                 cursor = event_id
-                yield format_id(event_id), event
-                if event.get("type") in TERMINAL:
+                yield format_id(event_id), event.fields()
+                if event.terminal:
                     return
             if done:
                 return
@@ -122,8 +121,8 @@ async def job_events(
             if event_id <= cursor:
                 continue
             cursor = event_id
-            yield format_id(event_id), event
-            if event.get("type") in TERMINAL:
+            yield format_id(event_id), event.fields()
+            if event.terminal:
                 return
     finally:
         hub.unsubscribe(sub)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from conveyor import delayed, keys
 from conveyor.errors import JobTimeoutError, NotFound
-from conveyor.events import TERMINAL, new_event, parse
+from conveyor.events import Event, new_event
 from conveyor.state import JobState
 
 if TYPE_CHECKING:
@@ -105,7 +105,9 @@ class Job:
         """The job's events as they happen, ending after a terminal one.
 
         The first item is a ``{"type": "state", "state": {...}}`` snapshot, so a
-        late subscriber knows where the job stands before the next live event.
+        late subscriber knows where the job stands before the next live event. Each
+        event is its wire form (:meth:`conveyor.events.Event.fields`); for typed
+        access, ``Event.from_dict(item)``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         pubsub = self.app.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
@@ -122,9 +124,9 @@ class Job:
                     raise JobTimeoutError(f"job {self.id} did not finish in {timeout:g}s")
                 message = pubsub.get_message(timeout=min(remaining, 1.0))
                 if message is not None and message.get("type") == "message":
-                    event = parse(message["data"])
-                    yield event
-                    if event.get("type") in TERMINAL:
+                    event = Event.from_json(message["data"])
+                    yield event.fields()
+                    if event.terminal:
                         return
                 elif time.monotonic() - last_check >= 1.0:
                     # Safety net for a missed message: the live state is the truth.

@@ -26,7 +26,6 @@ nothing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -34,17 +33,11 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from conveyor.events import RANK, TERMINAL, TERMINAL_RANK
+from conveyor.events import RANK, TERMINAL, TERMINAL_RANK, Event
+from conveyor.events import MalformedEvent as MalformedEvent  # where the store's callers catch it
 from conveyor.store.models import BatchRow, DeadLetterRow, JobRow
 
-JOB_EVENTS = frozenset(RANK)
-DEAD_LETTER_EVENTS = frozenset({"dead_letter_replayed", "dead_letter_purged"})
-KNOWN_EVENTS = JOB_EVENTS | DEAD_LETTER_EVENTS
 _INIT_FIELDS = ("payload", "idempotency_key", "tenant", "batch_id", "replay_of", "tags")
-
-
-class MalformedEvent(ValueError):
-    """An entry of the stream that is not a usable event (not JSON, unknown type, no id…)."""
 
 
 def sid_number(stream_id: str) -> int:
@@ -53,94 +46,52 @@ def sid_number(stream_id: str) -> int:
     return int(ms) * 1_000_000 + min(int(seq or 0), 999_999)
 
 
-def _text(event: Mapping[str, Any], name: str, required: bool = False) -> str | None:
-    value = event.get(name)
-    if value is None or value == "":
-        if required:
-            raise MalformedEvent(f"missing {name}")
-        return None
-    if not isinstance(value, str):
-        raise MalformedEvent(f"{name} is not a string")
-    return value
+def as_event(event: Event | Mapping[str, Any]) -> Event:
+    """``event`` as an :class:`Event` (a decoded dict is validated:
+    :class:`MalformedEvent` if it is not an event at all)."""
+    return event if isinstance(event, Event) else Event.from_dict(event)
 
 
-def _number(event: Mapping[str, Any], name: str, default: float | None = None) -> float | None:
-    value = event.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise MalformedEvent(f"{name} is not a number")
-    return float(value)
-
-
-def _int(event: Mapping[str, Any], name: str) -> int:
-    value = _number(event, name, 0.0)
-    assert value is not None
-    return int(value)
-
-
-def check_event(event: Any) -> str:
-    """The event's type; :class:`MalformedEvent` if it is not an event at all.
-
-    A job event's own fields are checked when its row is built (:func:`job_row`).
-    """
-    if not isinstance(event, dict):
-        raise MalformedEvent("not a JSON object")
-    kind = event.get("type")
-    if kind not in KNOWN_EVENTS:
-        raise MalformedEvent(f"unknown type {kind!r}")
-    _text(event, "job_id", required=True)
-    if _number(event, "ts") is None:
-        raise MalformedEvent("missing ts")
-    if kind == "dead_letter_replayed":
-        _text(event, "replayed_as", required=True)
-    return str(kind)
-
-
-def job_row(sid: int, event: Mapping[str, Any]) -> dict[str, Any]:
+def job_row(sid: int, event: Event) -> dict[str, Any]:
     """The ``jobs`` row one job event describes (every column, for the upsert)."""
-    kind = str(event["type"])
-    ts = _number(event, "ts")
-    assert ts is not None
+    kind = event.kind
+    ts = event.ts
     terminal = kind in TERMINAL
-    retry_in = _number(event, "retry_in_s")
-    due_at = _number(event, "due_at")
-    if kind == "retrying" and retry_in is not None:
-        due_at = ts + retry_in
-    progress = _number(event, "progress") if kind == "progress" else None
-    priority = _number(event, "priority")
-    tags = event.get("tags")
+    due_at = event.due_at
+    if kind == "retrying" and event.retry_in_s is not None:
+        due_at = ts + event.retry_in_s
+    reports = kind == "progress"
     return {
-        "id": _text(event, "job_id", required=True),
-        "type": _text(event, "job_type", required=True),
-        "queue": _text(event, "queue", required=True),
-        "priority": None if priority is None else int(priority),
-        "status": "started" if kind == "progress" else kind,
+        "id": event.job_id,
+        "type": event.job_type,
+        "queue": event.queue,
+        "priority": event.priority,
+        "status": "started" if reports else kind.value,
         "rank": RANK[kind],
-        "progress": 100.0 if kind == "succeeded" else progress,
-        "stage": _text(event, "stage") if kind == "progress" else None,
-        "message": _text(event, "message") if kind == "progress" else None,
-        "attempt": _int(event, "attempt"),
-        "deliveries": _int(event, "deliveries"),
-        "worker": _text(event, "worker"),
-        "payload": event.get("payload"),
-        "result": event.get("result") if kind == "succeeded" else None,
-        "error_type": _text(event, "error_type"),
-        "error_message": _text(event, "error_message"),
-        "traceback": _text(event, "traceback"),
-        "created_at": _number(event, "created_at", ts),
+        "progress": 100.0 if kind == "succeeded" else (event.progress if reports else None),
+        "stage": event.stage if reports else None,
+        "message": event.message if reports else None,
+        "attempt": event.attempt,
+        "deliveries": event.deliveries,
+        "worker": event.worker,
+        "payload": event.payload,
+        "result": event.result if kind == "succeeded" else None,
+        "error_type": event.error_type,
+        "error_message": event.error_message,
+        "traceback": event.traceback,
+        "created_at": ts if event.created_at is None else event.created_at,
         "due_at": due_at,
         "started_at": ts if kind == "started" else None,
         "finished_at": ts if terminal else None,
         "updated_at": ts,
-        "idempotency_key": _text(event, "idempotency_key"),
-        "tenant": _text(event, "tenant"),
-        "batch_id": _text(event, "batch_id"),
-        "replay_of": _text(event, "replay_of"),
-        "tags": tags if isinstance(tags, list) else None,
+        "idempotency_key": event.idempotency_key,
+        "tenant": event.tenant,
+        "batch_id": event.batch_id,
+        "replay_of": event.replay_of,
+        "tags": None if event.tags is None else list(event.tags),
         "state_sid": sid,
         "start_sid": sid if kind == "started" else None,
-        "progress_sid": sid if kind == "progress" else None,
+        "progress_sid": sid if reports else None,
     }
 
 

@@ -22,7 +22,6 @@ recorder.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -36,6 +35,7 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 
 from conveyor import keys
 from conveyor.broker.outage import refuses_writes, unavailable
+from conveyor.events import Event, MalformedEvent
 from conveyor.store import merge
 from conveyor.store.db import first_line
 from conveyor.store.repository import JobStore, SidEvent
@@ -313,17 +313,8 @@ class Recorder:
             stream_id = _text(raw_id)
             ids.append(stream_id)
             try:
-                if not fields:
-                    raise merge.MalformedEvent("entry trimmed from the stream before recording")
-                raw = fields.get(b"e", fields.get("e"))
-                if raw is None:
-                    raise merge.MalformedEvent("no field 'e'")
-                try:
-                    event = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
-                    raise merge.MalformedEvent("not JSON") from None
-                merge.check_event(event)
-            except merge.MalformedEvent as exc:
+                event = Event.from_stream(fields)
+            except MalformedEvent as exc:
                 self._malformed(stream_id, str(exc))
                 bad.append(stream_id)
                 continue

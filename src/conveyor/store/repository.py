@@ -6,7 +6,7 @@ import base64
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from conveyor.errors import StoreError
+from conveyor.events import Event
 from conveyor.settings import Settings, mask_url
 from conveyor.store import merge, schema
 from conveyor.store.db import check_connection
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 
     from conveyor.store.recorder import RecorderLag
 
-#: One event to record: its stream id as an integer (see ``merge.sid_number``) and its JSON.
-SidEvent = tuple[int, dict[str, Any]]
+#: One event to record: its stream id as an integer (see ``merge.sid_number``) and the
+#: event (a decoded dict is validated first: see ``merge.as_event``).
+SidEvent = tuple[int, "Event | Mapping[str, Any]"]
 
 
 @functools.cache
@@ -107,30 +109,29 @@ class JobStore:
         batches: dict[str, dict[str, Any]] = {}
         failed: list[str] = []
         submitted: list[str] = []
-        dead_letter_events: list[SidEvent] = []
+        dead_letter_events: list[Event] = []
         skipped: list[tuple[int, str]] = []
-        for sid, event in sorted(events, key=lambda item: item[0]):
+        for sid, item in sorted(events, key=lambda item: item[0]):
             try:
-                kind = merge.check_event(event)
-                if kind in merge.DEAD_LETTER_EVENTS:
-                    dead_letter_events.append((sid, event))
+                event = merge.as_event(item)
+                if not event.is_job_event:
+                    dead_letter_events.append(event)
                     continue
                 row = merge.job_row(sid, event)
             except merge.MalformedEvent as exc:
                 skipped.append((sid, str(exc)))
                 continue
-            per_job[row["id"]].append(row)
-            if kind == "failed":
-                failed.append(row["id"])
-            if "payload" in event:
-                submitted.append(row["id"])
-            if row["batch_id"] and row["batch_id"] not in batches:
-                total = event.get("batch_total")
-                batches[row["batch_id"]] = {
-                    "id": row["batch_id"],
-                    "tenant": row["tenant"],
+            per_job[event.job_id].append(row)
+            if event.kind == "failed":
+                failed.append(event.job_id)
+            if event.has("payload"):
+                submitted.append(event.job_id)
+            if event.batch_id and event.batch_id not in batches:
+                batches[event.batch_id] = {
+                    "id": event.batch_id,
+                    "tenant": event.tenant,
                     "created_at": row["created_at"],
-                    "total": total if isinstance(total, int) else None,
+                    "total": event.batch_total,
                 }
         # One multi-row upsert per "round": the k-th event of every job, so no statement
         # touches a row twice and each job's events apply in stream order.
@@ -160,15 +161,15 @@ class JobStore:
                     priority=known(JobRow.priority),
                 )
             )
-        for _sid, event in dead_letter_events:
-            job_id = event["job_id"]
-            if event["type"] == "dead_letter_purged":
+        for event in dead_letter_events:
+            job_id = event.job_id
+            if event.kind == "dead_letter_purged":
                 connection.execute(delete(DeadLetterRow).where(DeadLetterRow.job_id == job_id))
             else:
                 connection.execute(
                     update(DeadLetterRow)
                     .where(DeadLetterRow.job_id == job_id)
-                    .values(replayed_as=event.get("replayed_as"), replayed_at=event["ts"])
+                    .values(replayed_as=event.replayed_as, replayed_at=event.ts)
                 )
         return skipped
 
