@@ -34,8 +34,12 @@ typecheck: install
 
 check: lint typecheck
 
+# Two test processes, one test file each at a time: most tests wait on real workers and
+# servers, so two streams fit a 2-core machine (module fixtures stay in one process).
+PYTEST_WORKERS ?= 2
+
 test: check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: runtime
 	$(BIN)/conveyor bench

@@ -32,7 +32,7 @@ def test_no_server_error_and_every_response_fits_its_schema(api: Api) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
         def check(case: Any) -> None:
             if case.method == "POST" and case.path in ("/api/v1/jobs", "/api/v1/batches"):
                 _tame(case.body)

@@ -17,7 +17,7 @@ from conveyor.testing import WorkerProcess, wait_until
 from conveyor.worker.rescue import UNACKED
 from tests.chaos.conftest import HEARTBEAT_S, kill_group, pool_children
 
-JOBS = 500
+JOBS = 240
 WORKERS = 2
 CONCURRENCY = 2
 
@@ -68,7 +68,7 @@ def test_sigkilled_workers_lose_nothing_and_dead_workers_jobs_come_back_fast(
     first, second = (start(i) for i in range(WORKERS))
     rng = random.Random(4)
     ids = [
-        app.submit("diag.sleep", {"seconds": round(rng.uniform(0.1, 0.5), 3)}).id
+        app.submit("diag.sleep", {"seconds": round(rng.uniform(0.05, 0.35), 3)}).id
         for _ in range(JOBS)
     ]
     began = time.monotonic()

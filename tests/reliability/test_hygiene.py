@@ -16,8 +16,8 @@ from tests.reliability.apps import batch_worker, register
 @pytest.mark.parametrize(
     ("env", "jobs", "least_pids"),
     [
-        ({"CELERY_WORKER_MAX_TASKS_PER_CHILD": "2"}, 6, 3),
-        ({"CELERY_WORKER_MAX_MEMORY_PER_CHILD": "1"}, 3, 3),
+        ({"CELERY_WORKER_MAX_TASKS_PER_CHILD": "2"}, 4, 2),
+        ({"CELERY_WORKER_MAX_MEMORY_PER_CHILD": "1"}, 2, 2),
     ],
     ids=["max-tasks", "max-memory"],
 )

@@ -35,7 +35,7 @@ def test_backlog_spike_scales_up_then_back_down_and_every_job_succeeds(
     # The spike lands in one round trip: a poll that caught it half-submitted would scale
     # to a lower band and then sit out the up-scale cooldown.
     jobs = app.enqueue_submissions(
-        [app.submission("diag.sleep", {"seconds": 0.4}, queue="processing") for _ in range(150)]
+        [app.submission("diag.sleep", {"seconds": 0.25}, queue="processing") for _ in range(150)]
     )
     spike = time.monotonic()
     # The decision comes within two polling intervals of the spike …
