@@ -87,7 +87,8 @@ def test_dead_letter_events() -> None:
     assert purged.kind is EventKind.DEAD_LETTER_PURGED and purged.job_type is None
 
 
-GOOD = new_event("progress", "y", "t", "q", progress=1.0)
+# A fixed time: the test ids show it, and parallel runs must collect the same ids.
+GOOD = {**new_event("progress", "y", "t", "q", progress=1.0), "ts": 1796236080.5}
 
 
 @pytest.mark.parametrize(
