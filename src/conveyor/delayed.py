@@ -17,7 +17,6 @@ attempt is published once.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ import redis
 
 from conveyor import keys
 from conveyor.submission import Submission
+from conveyor.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class Mover:
         self.batch = batch
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("conveyor-mover", poll_s, self._tick, immediate=True)
+        self._failing = False
 
     def move_due(self, now: float | None = None) -> int:
         """Publish every submission due by ``now``; return how many were moved."""
@@ -122,30 +122,29 @@ class Mover:
             return self.poll_s
         return max(0.0, min(self.poll_s, float(head[0][1]) - time.time()))
 
+    def _tick(self) -> float:
+        """Move what is due; the seconds until the next round (broker errors: 1 s)."""
+        try:
+            self.move_due()
+            wait = self._seconds_to_next()
+            if self._failing:
+                log.info("delayed-job mover reconnected")
+                self._failing = False
+        except redis.RedisError as exc:
+            if not self._failing:
+                log.warning("delayed-job mover cannot reach the broker: %s", exc)
+            self._failing = True
+            wait = 1.0
+        return wait
+
     def run(self) -> None:
         """Move due jobs until :meth:`stop` is called; broker errors are logged and retried."""
-        failing = False
-        while not self._stop.is_set():
-            try:
-                self.move_due()
-                wait = self._seconds_to_next()
-                if failing:
-                    log.info("delayed-job mover reconnected")
-                    failing = False
-            except redis.RedisError as exc:
-                if not failing:
-                    log.warning("delayed-job mover cannot reach the broker: %s", exc)
-                failing = True
-                wait = 1.0
-            self._stop.wait(wait)
+        self._ticker.run()
 
     def start(self) -> None:
         """Run :meth:`run` in a daemon thread."""
-        self._thread = threading.Thread(target=self.run, name="conveyor-mover", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop the thread started by :meth:`start`."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._ticker.stop()

@@ -15,16 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from conveyor import Conveyor, Settings
+from conveyor import Conveyor
 from conveyor.api import create_app
-from conveyor.services import apikeys
-from conveyor.store import open_store
 from conveyor.store.recorder import Recorder
 from conveyor.testing import WorkerProcess
-from tests.api.conftest import ServerThread, free_port
-from tests.conftest import clean_keyspace
+from tests.stack import Role, ServerThread, free_port, platform
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -61,37 +57,30 @@ class Stack:
 def stack(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API + one processing worker + a recorder thread, on a clean keyspace."""
     home = tmp_path_factory.mktemp("browser-home")
-    client = redis.Redis.from_url(broker_url)
-    clean_keyspace(client)
-    settings = Settings(redis_url=broker_url, home=home, recorder_poll_s=0.1)
-    app = Conveyor(settings)
-    store = open_store(settings)
-    store.upgrade()
-    keys = {
-        "admin": apikeys.create_key(store.engine, "ops", ["admin"]).secret,
-        "reader": apikeys.create_key(store.engine, "tenant-a", ["read"]).secret,
-        "b": apikeys.create_key(store.engine, "tenant-b", ["read"]).secret,
+    roles: dict[str, Role] = {
+        "admin": ("ops", ["admin"]),
+        "reader": ("tenant-a", ["read"]),
+        "b": ("tenant-b", ["read"]),
     }
-    recorder = Recorder(store, app.redis, consumer="browser-tests", block_s=0.1)
-    recording = threading.Thread(target=recorder.run, daemon=True)
-    recording.start()
-    worker = WorkerProcess(
-        broker_url,
-        profile="processing",
-        concurrency=2,
-        queues=["processing", "batch"],
-        log_path=home / "worker.log",
-        env={"CONVEYOR_HOME": str(home)},
-    )
-    port = free_port()
-    try:
-        with ServerThread(create_app(app, auth=True), port), worker:
-            yield Stack(f"http://127.0.0.1:{port}", app, store, keys)
-    finally:
-        recorder.stop()
-        recording.join(timeout=10)
-        store.close()
-        client.close()
+    with platform(broker_url, home, roles, recorder_poll_s=0.1) as base:
+        recorder = Recorder(base.store, base.app.redis, consumer="browser-tests", block_s=0.1)
+        recording = threading.Thread(target=recorder.run, daemon=True)
+        recording.start()
+        worker = WorkerProcess(
+            broker_url,
+            profile="processing",
+            concurrency=2,
+            queues=["processing", "batch"],
+            log_path=home / "worker.log",
+            env={"CONVEYOR_HOME": str(home)},
+        )
+        port = free_port()
+        try:
+            with ServerThread(create_app(base.app, auth=True), port), worker:
+                yield Stack(f"http://127.0.0.1:{port}", base.app, base.store, base.keys)
+        finally:
+            recorder.stop()
+            recording.join(timeout=10)
 
 
 @pytest.fixture(scope="package")

@@ -28,8 +28,8 @@ from conveyor.cli.main import _register, cli
 from conveyor.services import apikeys
 from conveyor.store import open_store
 from conveyor.testing import WorkerProcess, embedded_broker, wait_until
-from tests.api.conftest import ServerThread, free_port
 from tests.chaos.faults_app import ECHO, make_app
+from tests.stack import ServerThread, free_port
 
 APP = "tests.chaos.faults_app:app"
 

@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
-from conveyor import Conveyor, Settings
+from conveyor import Conveyor
 from conveyor.api import create_app
-from conveyor.services import apikeys
-from conveyor.store import open_store
 from conveyor.store.recorder import Recorder
-from tests.conftest import clean_keyspace
+from tests.stack import Role, platform
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -57,24 +54,20 @@ class Dash:
 def dash(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     """The API with auth on; tenants a and b each own one queued job."""
     home = tmp_path_factory.mktemp("dash-home")
-    client = redis.Redis.from_url(broker_url)
-    clean_keyspace(client)
-    settings = Settings(redis_url=broker_url, home=home, api_key_cache_s=0.2)
-    app = Conveyor(settings)
-    store = open_store(settings)
-    store.upgrade()
-    keys = {
-        "reader": apikeys.create_key(store.engine, "tenant-a", ["read"]).secret,
-        "writer": apikeys.create_key(store.engine, "tenant-a", ["submit", "read"]).secret,
-        "b": apikeys.create_key(store.engine, "tenant-b", ["read"]).secret,
-        "admin": apikeys.create_key(store.engine, "ops", ["admin"]).secret,
-        "submit-only": apikeys.create_key(store.engine, "tenant-a", ["submit"]).secret,
+    roles: dict[str, Role] = {
+        "reader": ("tenant-a", ["read"]),
+        "writer": ("tenant-a", ["submit", "read"]),
+        "b": ("tenant-b", ["read"]),
+        "admin": ("ops", ["admin"]),
+        "submit-only": ("tenant-a", ["submit"]),
     }
-    with TestClient(create_app(app, auth=True), follow_redirects=False) as http:
-        dash = Dash(http, app, keys, store)
+    with (
+        platform(broker_url, home, roles, api_key_cache_s=0.2) as base,
+        TestClient(create_app(base.app, auth=True), follow_redirects=False) as http,
+    ):
+        app = base.app
+        dash = Dash(http, app, base.keys, base.store)
         dash.jobs["a"] = app.submit("diag.sleep", {"seconds": 7.5}, tenant="tenant-a").id
         dash.jobs["b"] = app.submit("diag.noop", {}, tenant="tenant-b").id
         dash.record()
         yield dash
-    store.close()
-    client.close()

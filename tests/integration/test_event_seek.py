@@ -15,7 +15,7 @@ from conveyor import Conveyor, keys
 from conveyor.api import create_app
 from conveyor.api.hub import EventHub
 from conveyor.events import new_event
-from tests.api.conftest import ServerThread, free_port
+from tests.stack import ServerThread, free_port
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from conveyor import Conveyor
 from conveyor.testing import WorkerProcess, wait_until
-from tests.api.conftest import free_port
+from tests.stack import free_port
 
 pytest.importorskip("flower", reason="Flower is an optional extra: pip install 'conveyor[flower]'")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from typing import Any
 
 from conveyor import Conveyor
-from conveyor.scaling.backlog import average_job_time, for_queues, measure
+from conveyor.events import new_event
+from conveyor.scaling.backlog import average_job_time, for_queues, job_times, measure
 from conveyor.scaling.metrics import (
     backlog_json,
     profile_backlog_json,
@@ -68,18 +71,29 @@ def test_manager_endpoint_serves_a_profiles_summed_backlog(app: Conveyor) -> Non
         server.shutdown()
 
 
+def _succeeded(redis_client: Any, queue: str, runtime: float) -> None:
+    event = new_event("succeeded", str(uuid.uuid4()), "diag.noop", queue, runtime_s=runtime)
+    redis_client.xadd("conveyor:events", {"e": json.dumps(event)})
+
+
 def test_average_job_time_reads_recent_successes_of_the_queues(
     app: Conveyor, redis_client: Any
 ) -> None:
     assert average_job_time(redis_client, ["processing"], 60) is None
     for runtime, queue in ((2.0, "processing"), (4.0, "processing"), (100.0, "batch")):
-        redis_client.xadd(
-            "conveyor:events",
-            {
-                "e": (
-                    f'{{"type": "succeeded", "queue": "{queue}", "runtime_s": {runtime}, '
-                    f'"ts": {time.time()}}}'
-                )
-            },
-        )
+        _succeeded(redis_client, queue, runtime)
     assert average_job_time(redis_client, ["processing"], 60) == 3.0
+
+
+def test_job_times_skip_malformed_events(app: Conveyor, redis_client: Any) -> None:
+    _succeeded(redis_client, "processing", 2.0)
+    now = time.time()
+    for bad in (
+        '{"type":"succeeded","queue":"processing","runtime_s":50, truncated',  # not JSON
+        f'{{"type":"succeeded","queue":"processing","runtime_s":50,"ts":{now}}}',  # no job_id
+        f'{{"type":"succeeded","job_id":"j","queue":"processing","runtime_s":50,"ts":"{now}"}}',
+        '["succeeded"]',  # not an object
+    ):
+        redis_client.xadd("conveyor:events", {"e": bad})
+    _succeeded(redis_client, "processing", 4.0)
+    assert job_times(redis_client, 60) == {"processing": [4.0, 2.0]}

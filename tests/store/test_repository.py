@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from tests.store.test_merge import numbered
 
 from conveyor.events import new_event
 from conveyor.store import JobStore
+from conveyor.store.filters import JobFilters
 
 
 def seed(store: JobStore) -> list[dict[str, Any]]:
@@ -61,6 +63,25 @@ def test_iter_jobs_reads_every_page_once_and_stops(store: JobStore) -> None:
     # The last page's cursor is None; passing it back would start over at page one.
     _, last = store.list_jobs(limit=100)
     assert last is None
+
+
+def test_iter_jobs_takes_every_filter_list_jobs_takes(store: JobStore) -> None:
+    seed(store)
+    cases: list[JobFilters] = [
+        {"status": "failed", "tenant": "acme"},
+        {"type": "a", "queue": "q2"},
+        {"since": 1003.0, "until": 1016.0},
+        {"payload_match": ("i", "7")},
+        {"since": 1000.0, "until": 1020.0, "status": "queued", "payload_match": ("i", "12")},
+    ]
+    for filters in cases:
+        listed = [r.id for r in store.list_jobs(limit=100, **filters)[0]]
+        assert listed, filters
+        assert [r.id for r in store.iter_jobs(page_size=2, **filters)] == listed, filters
+    # One definition of the filters: both methods take exactly its keys.
+    for method in (store.list_jobs, store.iter_jobs):
+        taken = set(inspect.signature(method).parameters) - {"limit", "cursor", "page_size"}
+        assert taken == {"filters"}, method
 
 
 def test_list_filters(store: JobStore) -> None:

@@ -19,7 +19,6 @@ belong to the ``celery inspect`` clients waiting on them.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from typing import cast
@@ -35,6 +34,7 @@ from conveyor.compat.stock import (
     stock_lists,
 )
 from conveyor.keys import PRIORITY_SEP, queue_list
+from conveyor.ticker import Ticker
 from conveyor.topology import MAX_PRIORITY
 
 log = logging.getLogger("conveyor.compat")
@@ -106,8 +106,8 @@ class Relay:
         self._move = client.register_script(_MOVE)
         self._moves: dict[str, str] = {}
         self._scanned_at = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("conveyor-relay", poll_s, self._tick, immediate=True)
+        self._failing = False
         #: Messages moved since start (for logs and tests).
         self.moved = 0
 
@@ -127,28 +127,26 @@ class Relay:
         self.moved += moved
         return moved
 
+    def _tick(self) -> float | None:
+        """One move; at once again after a full batch, else after ``poll_s``."""
+        try:
+            moved = self.move_once()
+            self._failing = False
+        except redis.RedisError as exc:
+            if not self._failing:
+                log.warning("stock-list relay cannot reach the broker: %s", exc)
+            self._failing = True
+            moved = 0
+        return 0.0 if moved >= self.batch else None
+
     def run(self) -> None:
         """Move until :meth:`stop`; broker errors are logged and retried."""
-        failing = False
-        while not self._stop.is_set():
-            try:
-                moved = self.move_once()
-                failing = False
-            except redis.RedisError as exc:
-                if not failing:
-                    log.warning("stock-list relay cannot reach the broker: %s", exc)
-                failing = True
-                moved = 0
-            if moved < self.batch:
-                self._stop.wait(self.poll_s)
+        self._ticker.run()
 
     def start(self) -> None:
         """Run :meth:`run` in a daemon thread."""
-        self._thread = threading.Thread(target=self.run, name="conveyor-relay", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop the thread started by :meth:`start`."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._ticker.stop()

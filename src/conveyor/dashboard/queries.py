@@ -5,7 +5,7 @@ Functions here return plain data for the templates; they know nothing of HTTP.
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 import time
 from collections import Counter
@@ -17,11 +17,14 @@ from sqlalchemy import bindparam, select, text
 from conveyor import keys
 from conveyor.api.context import ApiContext
 from conveyor.api.metrics import recorder_lag
+from conveyor.events import Event, EventKind, MalformedEvent
 from conveyor.monitor import tasks
 from conveyor.monitor.queues import QueueView, backlog_totals, queue_views
 from conveyor.store.activity import Activity, activity
 from conveyor.store.models import ApiKeyRow, table_prefix
 from conveyor.worker.heartbeats import WorkerInfo, live_workers
+
+log = logging.getLogger("conveyor.dashboard")
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: A job's timeline reads at most this many stream entries around its lifetime.
@@ -141,21 +144,22 @@ class TimelineEntry:
     updates: int = 1
 
 
-def _describe(event: dict[str, Any]) -> str:
-    kind = event.get("type")
-    if kind == "progress":
-        parts = [f"{event.get('progress', 0):.0f}%", event.get("stage"), event.get("message")]
+def _describe(event: Event) -> str:
+    kind = event.kind
+    if kind is EventKind.PROGRESS:
+        parts = [f"{event.progress or 0:.0f}%", event.stage, event.message]
         return " · ".join(str(p) for p in parts if p)
-    if kind == "started":
-        return f"attempt {event.get('attempt', 0)}, delivery {event.get('deliveries', '?')}" + (
-            f" on {event['worker']}" if event.get("worker") else ""
+    if kind is EventKind.STARTED:
+        deliveries = event.deliveries if event.has("deliveries") else "?"
+        return f"attempt {event.attempt}, delivery {deliveries}" + (
+            f" on {event.worker}" if event.worker else ""
         )
-    if kind in ("retrying", "failed"):
-        text = f"{event.get('error_type') or ''}: {event.get('error_message') or ''}".strip(": ")
-        if kind == "retrying" and event.get("retry_in_s") is not None:
-            text += f" (again in {event['retry_in_s']:.0f}s)"
+    if kind in (EventKind.RETRYING, EventKind.FAILED):
+        text = f"{event.error_type or ''}: {event.error_message or ''}".strip(": ")
+        if kind is EventKind.RETRYING and event.retry_in_s is not None:
+            text += f" (again in {event.retry_in_s:.0f}s)"
         return text
-    return str(event.get("message") or "")
+    return str(event.message or "")
 
 
 def timeline(ctx: ApiContext, state: Any) -> list[TimelineEntry]:
@@ -164,7 +168,8 @@ def timeline(ctx: ApiContext, state: Any) -> list[TimelineEntry]:
     end = int((state.finished_at or time.time()) * 1000) + 5000
     needle = f'"job_id":"{state.id}"'.encode()
     entries: list[TimelineEntry] = []
-    scanned = 0
+    scanned = malformed = 0
+    reason = ""
     cursor = str(start)
     while scanned < TIMELINE_SCAN:
         batch: Any = ctx.app.redis.xrange(keys.EVENTS, min=cursor, max=str(end), count=2000)
@@ -172,21 +177,33 @@ def timeline(ctx: ApiContext, state: Any) -> list[TimelineEntry]:
             break
         scanned += len(batch)
         for _, fields in batch:
-            data = fields.get(b"e", b"")
-            if needle in data:
-                event = json.loads(data)
-                entry = TimelineEntry(
-                    float(event.get("ts") or 0), str(event["type"]), _describe(event)
-                )
-                if entry.type == "progress" and entries and entries[-1].type == "progress":
-                    # A run of progress updates shows as its latest one.
-                    entry.updates = entries[-1].updates + 1
-                    entries[-1] = entry
-                else:
-                    entries.append(entry)
+            if needle not in fields.get(b"e", b""):
+                continue
+            try:
+                event = Event.from_stream(fields)
+            except MalformedEvent as exc:
+                malformed += 1
+                reason = str(exc)
+                continue
+            if event.job_id != state.id:
+                continue
+            entry = TimelineEntry(event.ts, event.kind.value, _describe(event))
+            if entry.type == "progress" and entries and entries[-1].type == "progress":
+                # A run of progress updates shows as its latest one.
+                entry.updates = entries[-1].updates + 1
+                entries[-1] = entry
+            else:
+                entries.append(entry)
         cursor = f"({batch[-1][0].decode()}"
         if len(batch) < 2000:
             break
+    if malformed:
+        log.warning(
+            "job %s: skipped %d malformed event(s) in its timeline (last: %s)",
+            state.id,
+            malformed,
+            reason,
+        )
     if not entries:
         for stamp, kind in (
             (state.created_at, "queued"),

@@ -17,6 +17,7 @@ reads them all in three round trips, whatever the number of queues.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -26,8 +27,11 @@ import redis
 
 from conveyor import keys
 from conveyor.broker.inspect import queue_depths
+from conveyor.events import Event, EventKind, MalformedEvent
 from conveyor.topology import Topology
 from conveyor.worker.rescue import UNACKED
+
+log = logging.getLogger("conveyor.scaling")
 
 #: Job statuses that mean a worker is running the job (not waiting to start it).
 RUNNING = frozenset({"started", "progress"})
@@ -159,15 +163,19 @@ def job_times(
         client.xrevrange(keys.EVENTS, "+", since_ms, count=1000),
     )
     found: dict[str, list[float]] = {}
+    malformed = 0
     for _, fields in entries:
-        raw = fields.get(b"e")
-        if raw is None or b'"succeeded"' not in raw:
+        if b'"succeeded"' not in fields.get(b"e", b""):
             continue
         try:
-            event = json.loads(raw)
-        except ValueError:
+            event = Event.from_stream(fields)
+        except MalformedEvent:
+            malformed += 1
             continue
-        runtime = event.get("runtime_s")
-        if event.get("type") == "succeeded" and isinstance(runtime, int | float):
-            found.setdefault(str(event.get("queue")), []).append(float(runtime))
+        if event.kind is EventKind.SUCCEEDED and event.runtime_s is not None:
+            found.setdefault(str(event.queue), []).append(event.runtime_s)
+    if malformed:
+        # Debug only: the manager polls every few seconds, and the recorder already
+        # warns once about each malformed entry.
+        log.debug("job times: skipped %d malformed event(s)", malformed)
     return found

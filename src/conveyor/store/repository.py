@@ -7,14 +7,12 @@ import functools
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    String,
-    cast,
     delete,
     func,
     select,
@@ -29,6 +27,7 @@ from conveyor.events import Event
 from conveyor.settings import Settings, mask_url
 from conveyor.store import merge, schema
 from conveyor.store.db import check_connection
+from conveyor.store.filters import JobFilters, where_jobs
 from conveyor.store.models import BatchRow, DeadLetterRow, JobRow
 from conveyor.store.records import BatchRecord, DeadLetterRecord, JobRecord, RetentionCounts
 
@@ -186,39 +185,21 @@ class JobStore:
 
     def list_jobs(
         self,
-        status: str | None = None,
-        type: str | None = None,
-        queue: str | None = None,
-        tenant: str | None = None,
-        since: float | None = None,
+        *,
         limit: int = 50,
         cursor: str | None = None,
-        until: float | None = None,
-        payload_match: tuple[str, str] | None = None,
+        **filters: Unpack[JobFilters],
     ) -> tuple[list[JobRecord], str | None]:
         """Jobs newest first, filtered; returns (page, cursor of the next page or None).
 
-        ``since``/``until`` are unix times bounding ``created_at`` (``until`` excluded);
-        ``payload_match`` (field, value) keeps jobs whose payload's top-level field
-        equals the value as text.
+        ``filters`` are those of :class:`~conveyor.store.filters.JobFilters`:
+        ``status``, ``type``, ``queue``, ``tenant``; ``since``/``until``, unix times
+        bounding ``created_at`` (``until`` excluded); ``payload_match`` (field, value)
+        keeps jobs whose payload's top-level field equals the value as text.
         ``cursor=None`` asks for the first page, so stop when the cursor returned is
         None (or use :meth:`iter_jobs`, which does).
         """
-        query = _where_equal(
-            select(JobRow),
-            (JobRow.status, status),
-            (JobRow.type, type),
-            (JobRow.queue, queue),
-            (JobRow.tenant, tenant),
-        )
-        if since is not None:
-            query = query.where(JobRow.created_at >= since)
-        if until is not None:
-            query = query.where(JobRow.created_at < until)
-        if payload_match is not None:
-            field, value = payload_match
-            # As text on both back ends: SQLite's json_extract keeps a number a number.
-            query = query.where(cast(JobRow.payload[field].as_string(), String) == value)
+        query = where_jobs(select(JobRow), filters)
         if cursor is not None:
             created_at, job_id = _decode_cursor(cursor)
             query = query.where(tuple_(JobRow.created_at, JobRow.id) < (created_at, job_id))
@@ -231,15 +212,10 @@ class JobStore:
         return records, next_cursor
 
     def iter_jobs(
-        self,
-        status: str | None = None,
-        type: str | None = None,
-        queue: str | None = None,
-        tenant: str | None = None,
-        since: float | None = None,
-        page_size: int = 500,
+        self, *, page_size: int = 500, **filters: Unpack[JobFilters]
     ) -> Iterator[JobRecord]:
-        """Every job that matches, newest first, read page by page.
+        """Every job that matches ``filters`` (those of :meth:`list_jobs`), newest first,
+        read page by page.
 
         :meth:`list_jobs` returns ``None`` as the cursor after the last page, and a
         call with ``cursor=None`` starts again at the first page; this follows the
@@ -247,15 +223,7 @@ class JobStore:
         """
         cursor: str | None = None
         while True:
-            page, cursor = self.list_jobs(
-                status=status,
-                type=type,
-                queue=queue,
-                tenant=tenant,
-                since=since,
-                limit=page_size,
-                cursor=cursor,
-            )
+            page, cursor = self.list_jobs(limit=page_size, cursor=cursor, **filters)
             yield from page
             if cursor is None:
                 return

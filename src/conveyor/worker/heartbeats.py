@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from redis.typing import EncodableT, FieldT
 
 from conveyor import keys
 from conveyor.private import private_dir
+from conveyor.ticker import Ticker
 
 log = logging.getLogger("conveyor.worker")
 
@@ -95,8 +95,7 @@ class Heartbeat:
             "started_at": time.time(),
             "types": ",".join(sorted(types)),
         }
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("conveyor-heartbeat", interval_s, self._tick)
 
     def beat(self) -> None:
         """Write the description and renew the heartbeat (one round trip)."""
@@ -114,30 +113,26 @@ class Heartbeat:
         if self.beat_file is not None:
             touch(self.beat_file)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.beat()
-                if self.after_beat is not None:
-                    self.after_beat()
-            except redis.RedisError as exc:
-                log.warning("heartbeat of %s failed: %s", self.name, exc)
-                if self.on_failure is not None:
-                    self.on_failure()
-            except Exception:  # a bug in a hook must not stop the heartbeat
-                log.exception("heartbeat of %s: hook failed", self.name)
+    def _tick(self) -> None:
+        try:
+            self.beat()
+            if self.after_beat is not None:
+                self.after_beat()
+        except redis.RedisError as exc:
+            log.warning("heartbeat of %s failed: %s", self.name, exc)
+            if self.on_failure is not None:
+                self.on_failure()
+        except Exception:  # a bug in a hook must not stop the heartbeat
+            log.exception("heartbeat of %s: hook failed", self.name)
 
     def start(self) -> None:
         """Register now and keep the heartbeat going in a daemon thread."""
         self.beat()
-        self._thread = threading.Thread(target=self._run, name="conveyor-heartbeat", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop beating and unregister."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._ticker.stop()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(keys.WORKERS, self.name)
