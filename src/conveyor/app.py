@@ -10,7 +10,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, overload
@@ -484,6 +484,53 @@ class Conveyor:
         except self._broker_errors() as exc:
             raise self._unreachable(submissions[0].type, exc) from None
         return [Job(self, submission.id, submitted=submission) for submission in submissions]
+
+    def submit_many(
+        self,
+        type: str,
+        payloads: Iterable[dict[str, Any] | None],
+        *,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | None = None,
+        tenant: str | None = None,
+        batch_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        chunk: int = 1000,
+    ) -> list[Job]:
+        """Submit one job of ``type`` per payload, pipelined: ``chunk`` jobs a round trip.
+
+        Every payload is validated (and every ``before_enqueue`` hook run) before the
+        first job is enqueued, so a bad payload enqueues nothing and raises as
+        :meth:`submit` would. Each job is still its own atomic step. A ``unique=`` job
+        type is enqueued one by one (each claims its key). The options apply to every
+        job; returns the handles in payload order.
+        """
+        if chunk < 1:
+            raise InvalidSubmission(f"chunk must be at least 1, got {chunk}")
+        submissions = [
+            self.submission(
+                type,
+                payload,
+                priority=priority,
+                queue=queue,
+                delay=delay,
+                tenant=tenant,
+                batch_id=batch_id,
+                tags=tags,
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
+            )
+            for payload in payloads
+        ]
+        if submissions and self.definition(type).unique:
+            return [self.enqueue_submission(submission) for submission in submissions]
+        jobs: list[Job] = []
+        for start in range(0, len(submissions), chunk):
+            jobs += self.enqueue_submissions(submissions[start : start + chunk])
+        return jobs
 
     def _broker_errors(self) -> tuple[type[Exception], ...]:
         return (redis.RedisError, _kombu_operational_error(), OSError)

@@ -15,7 +15,6 @@ import time
 from pydantic import BaseModel
 
 from conveyor.app import Conveyor
-from conveyor.client.batches import submit_batch
 from conveyor.jobs import JobContext
 from conveyor.settings import Settings
 
@@ -28,7 +27,7 @@ CONFIG = (
     "processing worker -c 2 (its pool), recorder on; I/O: 2 workers, threads pool -c 8; "
     "live state + events + recorder + leases"
 )
-BULK = "submit_batch(), 1,000 a batch"
+BULK = "app.submit_many(), 1,000 a round trip"
 SINGLE = "app.submit()"
 #: Workers find this app by ``CONVEYOR_APP``; everything else is Conveyor's defaults.
 WORKER_ENV = {"CONVEYOR_APP": f"{__name__}:app", "REDIS_URL": broker_url()}
@@ -78,11 +77,7 @@ def worker_argv(kind: str) -> list[list[str]]:
 
 class _Client:
     def enqueue_bulk(self, kind: str, ids: range) -> None:
-        for start in range(ids.start, ids.stop, 1000):
-            chunk = range(start, min(start + 1000, ids.stop))
-            submit_batch(
-                app, [{"type": f"bench.{kind}", "payload": {"i": i}} for i in chunk], tenant=None
-            )
+        app.submit_many(f"bench.{kind}", ({"i": i} for i in ids))
 
     def enqueue_one(self, kind: str, i: int) -> None:
         app.submit(f"bench.{kind}", {"i": i})
