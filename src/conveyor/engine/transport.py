@@ -55,6 +55,7 @@ from conveyor import keys
 from conveyor.broker.malformed import envelope_error, reject
 from conveyor.compat.stock import SEP as STOCK_SEP
 from conveyor.compat.stock import split_binding
+from conveyor.engine import start
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 
 LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
@@ -63,12 +64,15 @@ LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
 # Take the first message of the ordered lists and record it as unacked, atomically,
 # in the same format as kombu's QoS.append (so kombu's restore logic applies).
 # In a worker (ARGV[2] names it) the delivery tag also goes to the worker's held
-# set and the worker to the holders set, for the orphan rescue (conveyor.worker.rescue).
-# ARGV[3]... are delivery tags acknowledged since the last fetch: removed first, as
+# set and the worker to the holders set, for the orphan rescue (conveyor.worker.rescue),
+# and the job's start may be recorded too (ARGV[3..9], see conveyor.engine.start).
+# ARGV[10]... are delivery tags acknowledged since the last fetch: removed first, as
 # kombu's QoS.ack (and the held set) would.
-_FETCH = """
-local n = #KEYS - 4
-for a = 3, #ARGV do
+_FETCH = (
+    start.LUA
+    + """
+local n = #KEYS - 5
+for a = 10, #ARGV do
   redis.call('ZREM', KEYS[n + 2], ARGV[a])
   redis.call('HDEL', KEYS[n + 1], ARGV[a])
   if ARGV[2] ~= '' then redis.call('SREM', KEYS[n + 3], ARGV[a]) end
@@ -92,12 +96,15 @@ for i = 1, n do
     if ARGV[2] ~= '' then
       redis.call('SADD', KEYS[n + 3], tag)
       redis.call('SADD', KEYS[n + 4], ARGV[2])
+      local started = start_job(msg, props, KEYS[n + 5])
+      if started then return {KEYS[i], item, 1, started} end
     end
     return {KEYS[i], item, 1}
   end
 end
 return false
 """
+)
 _FETCH_SHA = hashlib.sha1(_FETCH.encode()).hexdigest()
 
 
@@ -183,10 +190,14 @@ class Channel(kombu_redis.Channel):
     queue_priorities: dict[str, int] = {}
     #: The worker's name (the ``conveyor_worker`` transport option), in a worker only.
     conveyor_worker = ""
+    #: Which jobs' starts its fetches record (the ``conveyor_start`` transport option,
+    #: see :mod:`conveyor.engine.start`), in a worker only.
+    conveyor_start: dict[str, Any] = {}
     from_transport_options = (
         *kombu_redis.Channel.from_transport_options,
         "queue_priorities",
         "conveyor_worker",
+        start.OPTION,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -202,6 +213,8 @@ class Channel(kombu_redis.Channel):
         self._acks: list[str] = []
         self._acks_sent: list[str] = []
         self._acks_lock = threading.Lock()
+        #: Celery's event clock for the events a fetch writes (two at most per fetch).
+        self._start_clock = 0
         super().__init__(*args, **kwargs)
         if self.conveyor_worker:
             _channels.add(self)
@@ -329,8 +342,19 @@ class Channel(kombu_redis.Channel):
                 self.unacked_index_key,
                 keys.worker_held(worker or "-"),
                 keys.HOLDERS,
+                keys.EVENTS,
             ]
-            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time(), worker, *acks]
+            self._start_clock += 2
+            command_args = [
+                "EVALSHA",
+                _FETCH_SHA,
+                len(keys_),
+                *keys_,
+                time.time(),
+                worker,
+                *start.fetch_args(self.conveyor_start if worker else {}, self._start_clock),
+                *acks,
+            ]
         else:
             command_args = ["BRPOP", *lists, timeout or 0]
         self._in_poll = self.client.connection
@@ -367,8 +391,13 @@ class Channel(kombu_redis.Channel):
             if not reply:
                 self._backlog = False
                 raise Empty()
-            dest, item, recorded = reply
-            return self._take(dest, item, recorded=bool(recorded))
+            dest, item, recorded, *started = reply
+            return self._take(
+                dest,
+                item,
+                recorded=bool(recorded),
+                started=start.Started.of_reply(started[0]) if started else None,
+            )
         finally:
             self._poll_done()
 
@@ -396,8 +425,13 @@ class Channel(kombu_redis.Channel):
         if flush_reauth is not None:
             flush_reauth()
 
-    def _take(self, dest: bytes, item: bytes, *, recorded: bool) -> bool:
-        """Hand a message taken off list ``dest`` to kombu, or reject a malformed one."""
+    def _take(
+        self, dest: bytes, item: bytes, *, recorded: bool, started: start.Started | None = None
+    ) -> bool:
+        """Hand a message taken off list ``dest`` to kombu, or reject a malformed one.
+
+        ``started``: what the fetch made of the job's start, passed on to the executor
+        in the message's ``conveyor_start`` header."""
         queue = bytes_to_str(dest).rsplit(self.sep, 1)[0]
         self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
         reason = envelope_error(item)
@@ -412,6 +446,13 @@ class Channel(kombu_redis.Channel):
         properties = payload["properties"]
         if recorded:
             self._recorded.add(properties["delivery_tag"])
+        headers = payload.get("headers")
+        if isinstance(headers, dict):
+            # Only this fetch says a start was recorded: never a header that came with it.
+            if started is None:
+                headers.pop(start.HEADER, None)
+            else:
+                headers[start.HEADER] = list(started)
         # A hand-made message may lack these; Celery reports the queue it came from.
         properties.setdefault("delivery_info", {}).setdefault("routing_key", queue)
         try:
