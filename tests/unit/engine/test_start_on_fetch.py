@@ -217,3 +217,11 @@ def test_a_start_header_that_came_with_the_message_is_dropped(
         message = take()
     assert message.headers["id"] == job.id
     assert start.HEADER not in message.headers
+
+
+def test_the_scripts_base64_is_pythons(redis_client: redis.Redis) -> None:
+    # Flower's events carry a base64 body, encoded by the fetch script itself.
+    encode = redis_client.register_script(start.LUA + "\nreturn b64(ARGV[1])")
+    for text in ("", "a", "ab", "abc", "abcd", '{"é":"\\u00e9 / +"}', "x" * 5000):
+        data = text.encode()
+        assert encode(args=[data]) == base64.b64encode(data), text
