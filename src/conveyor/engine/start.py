@@ -16,7 +16,9 @@ the write changes no outcome: for the job types :func:`start_types` names (no
 ``rate_limit``, no ``gpu=`` option, no application middleware with a
 ``before_start`` or ``before_job`` hook), in a worker that fetches one message per
 free process (prefetch multiplier 1, prefork or ``procs``), and for messages
-Conveyor wrote (a stock Celery message is adopted first; an ETA is Celery's). A
+Conveyor wrote (a stock Celery message is adopted first; an ETA is Celery's) whose
+job is not in the revoked set (Celery discards those; their live state may have
+expired, so the state's own refusal cannot be relied on there). A
 job over the delivery limit is still failed right after its start (the limit is
 checked after the start in any case). Everything else, and any message from an
 older Conveyor, starts in the executor as before.
@@ -102,6 +104,8 @@ local function start_job(msg, props, stream)
   if headers['eta'] ~= nil and headers['eta'] ~= cjson.null then return nil end
   if string.sub(kwr, 1, 8) ~= '{"meta":' then return nil end
   if not string.find(ARGV[3], '\\n' .. name .. '\\n', 1, true) then return nil end
+  -- Cancelled (its live state may be gone): Celery discards it, so no start either.
+  if redis.call('ZSCORE', 'REVOKED_KEY', id) then return nil end
   local ok, kw = pcall(cjson.decode, kwr)
   if not ok or type(kw) ~= 'table' or type(kw['meta']) ~= 'table' then return nil end
   local meta = kw['meta']
@@ -167,6 +171,7 @@ LUA = (
     LUA.replace("TERMINAL_RANK", str(TERMINAL_RANK))
     .replace("START_RANK", str(RANK["started"]))
     .replace("JOB_PREFIX", keys.job(""))
+    .replace("REVOKED_KEY", keys.REVOKED)
     .replace("SCHEMA", "1")
 )
 

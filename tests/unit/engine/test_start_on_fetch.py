@@ -16,7 +16,7 @@ from kombu import Queue as KombuQueue
 
 from conveyor import Conveyor, keys
 from conveyor.engine import start
-from conveyor.events import parse
+from conveyor.events import new_event, parse
 from conveyor.worker.executor import Execution
 
 WORKER = "start-test@host"
@@ -145,19 +145,20 @@ def _arguments(message: Message) -> tuple[Any, dict[str, Any]]:
     return args[0], kwargs["meta"]
 
 
-def test_a_cancelled_job_is_refused_and_nothing_is_written(
+def test_a_finished_job_is_refused_and_nothing_is_written(
     app: Conveyor, redis_client: redis.Redis
 ) -> None:
+    # A redelivery of a job whose worker died after its outcome, before its ack.
     job = app.submit("diag.noop", {})
-    job.cancel()
+    done = new_event("succeeded", job.id, "diag.noop", "processing", worker="gone@host")
+    assert app.event_writer().emit(done, fields={"finished_at": time.time()}).applied
     before = _state(redis_client, job.id)
     with fetching(app, start.options(app, pool="procs", prefetch=1)) as take:
         message = take()
     header = start.Started.of_header(message.headers[start.HEADER])
-    assert header is not None and not header.applied and header.status == "cancelled"
-    after = _state(redis_client, job.id)
-    assert after == before
-    assert [e["type"] for e in _events(redis_client, job.id)] == ["queued", "cancelled"]
+    assert header is not None and not header.applied and header.status == "succeeded"
+    assert _state(redis_client, job.id) == before
+    assert [e["type"] for e in _events(redis_client, job.id)] == ["queued", "succeeded"]
 
 
 def test_types_not_named_and_workers_without_the_option_start_in_the_executor(
@@ -225,3 +226,15 @@ def test_the_scripts_base64_is_pythons(redis_client: redis.Redis) -> None:
     for text in ("", "a", "ab", "abc", "abcd", '{"é":"\\u00e9 / +"}', "x" * 5000):
         data = text.encode()
         assert encode(args=[data]) == base64.b64encode(data), text
+
+
+def test_a_revoked_job_whose_state_expired_is_left_to_celery_to_discard(
+    app: Conveyor, redis_client: redis.Redis
+) -> None:
+    job = app.submit("diag.noop", {})
+    job.cancel()
+    redis_client.delete(keys.job(job.id))
+    with fetching(app, start.options(app, pool="prefork", prefetch=1)) as take:
+        message = take()
+    assert start.HEADER not in message.headers
+    assert not redis_client.exists(keys.job(job.id))
