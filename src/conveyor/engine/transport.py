@@ -107,6 +107,24 @@ return false
 )
 _FETCH_SHA = hashlib.sha1(_FETCH.encode()).hexdigest()
 
+# A message an idle worker took with BRPOP: record it as unacked and held (ARGV[10] its
+# tag, ARGV[11] its unacked entry) and start its job as the fetch script would
+# (ARGV[3..9]); KEYS: unacked, unacked_index, held, holders, the event stream.
+_RECORD = (
+    start.LUA
+    + """
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[10])
+redis.call('HSET', KEYS[1], ARGV[10], ARGV[11])
+redis.call('SADD', KEYS[3], ARGV[10])
+redis.call('SADD', KEYS[4], ARGV[2])
+local msg = cjson.decode(ARGV[11])[1]
+local started = start_job(msg, msg['properties'], KEYS[5])
+if started then return started end
+return false
+"""
+)
+_RECORD_SHA = hashlib.sha1(_RECORD.encode()).hexdigest()
+
 
 class QoS(kombu_redis.QoS):
     """kombu's QoS, minus the second round trip for messages the fetch script recorded.
@@ -128,17 +146,48 @@ class QoS(kombu_redis.QoS):
             super().append(message, delivery_tag)
             return
         delivery = message.delivery_info
+        entry = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        if channel.conveyor_start and not channel.global_keyprefix:  # type: ignore[attr-defined]
+            # Taken by BRPOP (an idle worker): the job's start goes with the record.
+            started = self._record_and_start(message, delivery_tag, entry, worker)
+            if started is not None:
+                message.headers[start.HEADER] = list(started)
+            virtual.QoS.append(self, message, delivery_tag)
+            return
         with self.pipe_or_acquire() as pipe:
             pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
-            pipe.hset(
-                self.unacked_key,
-                delivery_tag,
-                dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
-            )
+            pipe.hset(self.unacked_key, delivery_tag, entry)
             pipe.sadd(keys.worker_held(worker), delivery_tag)
             pipe.sadd(keys.HOLDERS, worker)
             pipe.execute()
         virtual.QoS.append(self, message, delivery_tag)
+
+    def _record_and_start(
+        self, message: Any, delivery_tag: str, entry: str, worker: str
+    ) -> start.Started | None:
+        channel = self.channel
+        keys_ = [
+            self.unacked_key,
+            self.unacked_index_key,
+            keys.worker_held(worker),
+            keys.HOLDERS,
+            keys.EVENTS,
+        ]
+        channel._start_clock += 2  # type: ignore[attr-defined]
+        args = [
+            time.time(),
+            worker,
+            *start.fetch_args(channel.conveyor_start, channel._start_clock),  # type: ignore[attr-defined]
+            delivery_tag,
+            entry,
+        ]
+        with channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
+            try:
+                reply = client.evalsha(_RECORD_SHA, len(keys_), *keys_, *args)
+            except NoScriptError:
+                client.script_load(_RECORD)
+                reply = client.evalsha(_RECORD_SHA, len(keys_), *keys_, *args)
+        return start.Started.of_reply(reply) if reply else None
 
     def ack(self, delivery_tag: str) -> None:
         """Acknowledge ``delivery_tag``: on the next fetch, or now when one is outstanding."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from kombu import Connection, Consumer, Message
 from kombu import Queue as KombuQueue
 
 from conveyor import Conveyor, keys
-from conveyor.engine import start
+from conveyor.engine import start, transport
 from conveyor.events import new_event, parse
 from conveyor.worker.executor import Execution
 
@@ -238,3 +239,28 @@ def test_a_revoked_job_whose_state_expired_is_left_to_celery_to_discard(
         message = take()
     assert start.HEADER not in message.headers
     assert not redis_client.exists(keys.job(job.id))
+
+
+def test_an_idle_worker_records_the_start_with_the_message_it_blocked_for(
+    app: Conveyor, redis_client: redis.Redis
+) -> None:
+    # Nothing queued: the worker blocks on BRPOP, which cannot run a script; the
+    # message's unacked record then carries the start instead.
+    redis_client.script_flush()
+    jobs: list[Any] = []
+    submit = threading.Timer(0.3, lambda: jobs.append(app.submit("diag.noop", {})))
+    with fetching(app, start.options(app, pool="prefork", prefetch=1)) as take:
+        submit.start()
+        message = take()
+        tag = message.delivery_tag
+        assert redis_client.sismember(keys.worker_held(WORKER), tag)
+        assert redis_client.hexists("unacked", tag)
+    assert redis_client.script_exists(transport._RECORD_SHA) == [True]
+    [job] = jobs
+    header = start.Started.of_header(message.headers[start.HEADER])
+    assert header is not None and header.applied and header.deliveries == 1
+    state = _state(redis_client, job.id)
+    assert state["status"] == "started" and state["worker"] == WORKER
+    assert [e["type"] for e in _events(redis_client, job.id)] == ["queued", "started"]
+    # Closing sent the ack: nothing is left held.
+    assert not redis_client.hexists("unacked", tag)
