@@ -3,7 +3,8 @@
 Without this, a worker's job costs three round trips: the fetch script, the
 ``started`` state change, the outcome. The transport's fetch script
 (:mod:`conveyor.engine.transport`) can write the ``started`` change itself, in the
-same atomic step that takes the message and records it as unacked: the same
+same atomic step that takes the message and records it as unacked (for a message
+an idle worker took with ``BRPOP``, the script that records it): the same
 checks and writes as :mod:`conveyor.events`' script in its ``start`` mode (a job
 already finished, cancelled or at a later attempt is refused; ``deliveries`` goes
 up by one; live state, event stream, the job's pub/sub channel and Flower's

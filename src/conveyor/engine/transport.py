@@ -96,8 +96,9 @@ for i = 1, n do
     if ARGV[2] ~= '' then
       redis.call('SADD', KEYS[n + 3], tag)
       redis.call('SADD', KEYS[n + 4], ARGV[2])
-      local started = start_job(msg, props, KEYS[n + 5])
-      if started then return {KEYS[i], item, 1, started} end
+      -- A start that fails is left to the executor: the message is recorded by now.
+      local ok_start, started = pcall(start_job, msg, props, KEYS[n + 5])
+      if ok_start and started then return {KEYS[i], item, 1, started} end
     end
     return {KEYS[i], item, 1}
   end
@@ -117,9 +118,12 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[10])
 redis.call('HSET', KEYS[1], ARGV[10], ARGV[11])
 redis.call('SADD', KEYS[3], ARGV[10])
 redis.call('SADD', KEYS[4], ARGV[2])
-local msg = cjson.decode(ARGV[11])[1]
-local started = start_job(msg, msg['properties'], KEYS[5])
-if started then return started end
+local ok, entry = pcall(cjson.decode, ARGV[11])
+if not ok or type(entry) ~= 'table' or type(entry[1]) ~= 'table' then return false end
+local msg = entry[1]
+if type(msg['properties']) ~= 'table' then return false end
+local ok_start, started = pcall(start_job, msg, msg['properties'], KEYS[5])
+if ok_start and started then return started end
 return false
 """
 )

@@ -264,3 +264,14 @@ def test_an_idle_worker_records_the_start_with_the_message_it_blocked_for(
     assert [e["type"] for e in _events(redis_client, job.id)] == ["queued", "started"]
     # Closing sent the ack: nothing is left held.
     assert not redis_client.hexists("unacked", tag)
+
+
+def test_a_start_that_fails_in_the_script_is_left_to_the_executor(
+    app: Conveyor, redis_client: redis.Redis
+) -> None:
+    job = app.submit("diag.noop", {})
+    redis_client.set(keys.job(job.id), "not a hash")  # HMGET fails: WRONGTYPE
+    with fetching(app, start.options(app, pool="prefork", prefetch=1)) as take:
+        message = take()
+    assert message.headers["id"] == job.id
+    assert start.HEADER not in message.headers
