@@ -61,11 +61,12 @@ def enqueue(
         return writer.emit(
             event, fields=fields, mode=mode, client=client, celery=celery, delayed=added
         )
-    push = message(app, submission)
+    arguments = _Arguments(submission)
+    push = message(app, submission, arguments)
     step = None if claim is None else DelayedStep("claimed", submission.id, claim)
     if event is not None and app.hooks.flower_events:
         # Flower's `task-sent` for every attempt published, with its own event.
-        celery = [*(celery or ()), task_sent_event(app, submission)]
+        celery = [*(celery or ()), task_sent_event(app, submission, arguments)]
     if push is None:
         # Publish first: if the broker is down nothing is left behind.
         send_through_celery(app, submission)
@@ -163,7 +164,23 @@ def _new_job(
     return event, fields
 
 
-def message(app: Conveyor, submission: Submission) -> tuple[str, str] | None:
+class _Arguments:
+    """A submission's task arguments and their display forms, worked out once for its
+    message and its ``task-sent`` event."""
+
+    __slots__ = ("args", "argsrepr", "kwargs", "kwargsrepr", "meta")
+
+    def __init__(self, submission: Submission) -> None:
+        self.meta = submission.meta()
+        self.args = [submission.payload]
+        self.kwargs = {"meta": self.meta}
+        self.argsrepr = _repr_json(self.args)
+        self.kwargsrepr = _repr_json(self.kwargs)
+
+
+def message(
+    app: Conveyor, submission: Submission, arguments: _Arguments | None = None
+) -> tuple[str, str] | None:
     """``(list, JSON)``: the job's broker message, or None to publish through Celery.
 
     Built here on Conveyor's Redis transport without compression (see
@@ -176,17 +193,18 @@ def message(app: Conveyor, submission: Submission) -> tuple[str, str] | None:
     conf = app.celery.conf
     if conf.broker_transport != TRANSPORT_PATH or conf.task_compression:
         return None
-    kwargs = {"meta": submission.meta()}
+    if arguments is None:
+        arguments = _Arguments(submission)
     return redis_message(
         app.celery,
         task_id=submission.id,
         name=submission.type,
-        args=[submission.payload],
-        kwargs=kwargs,
+        args=arguments.args,
+        kwargs=arguments.kwargs,
         queue=submission.queue,
         priority=submission.priority,
-        argsrepr=_repr_json([submission.payload]),
-        kwargsrepr=_repr_json(kwargs),
+        argsrepr=arguments.argsrepr,
+        kwargsrepr=arguments.kwargsrepr,
         time_limit=submission.time_limit,
         soft_time_limit=submission.soft_time_limit,
     )
@@ -212,17 +230,38 @@ def send_through_celery(app: Conveyor, submission: Submission) -> None:
     )
 
 
-def task_sent_event(app: Conveyor, submission: Submission) -> tuple[str, str]:
-    """The Celery ``task-sent`` event (for Flower) of one published attempt."""
-    from conveyor.engine.events import task_fields
+def task_sent_event(
+    app: Conveyor, submission: Submission, arguments: _Arguments | None = None
+) -> tuple[str, str]:
+    """The Celery ``task-sent`` event (for Flower) of one published attempt.
 
-    fields = task_fields(submission.id, submission.type, submission.payload, submission.meta())
+    Its ``args`` and ``kwargs`` are the message's ``argsrepr`` and ``kwargsrepr``, as
+    Celery's own ``send_task`` reports them.
+    """
+    if arguments is None:
+        arguments = _Arguments(submission)
     queue = submission.queue
-    fields.update(queue=queue, exchange=queue, routing_key=queue)
+    fields = {
+        "uuid": submission.id,
+        "name": submission.type,
+        "args": arguments.argsrepr,
+        "kwargs": arguments.kwargsrepr,
+        "retries": submission.attempt,
+        "eta": None,
+        "expires": None,
+        "root_id": submission.id,
+        "parent_id": None,
+        "queue": queue,
+        "exchange": queue,
+        "routing_key": queue,
+    }
     return app.celery_events.event("task-sent", fields)
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _repr_json(value: Any, limit: int = 1024) -> str:
     """A compact, bounded display form of a task's arguments (Celery's argsrepr)."""
-    text = json.dumps(value, separators=(",", ":"), default=str)
+    text = _compact_json(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -407,7 +407,7 @@ class EventWriter:
                 self.state_ttl_s,
                 self.events_maxlen,
                 keys.job_channel(job_id),
-                json.dumps(event, separators=(",", ":"), default=str),
+                _dumps(event),
                 mode,
             ]
         else:
@@ -454,8 +454,9 @@ def new_event(
     return event
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+#: Compact JSON, values JSON has no type for as their ``str()``. One encoder for every
+#: call: ``json.dumps`` with options builds a new one each time.
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _text(name: str, value: Any) -> str | None:

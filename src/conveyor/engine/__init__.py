@@ -11,5 +11,6 @@ library shows at once what it broke:
 * :mod:`~conveyor.engine.message` — a job's message, byte for byte as ``send_task``
   would write it;
 * :mod:`~conveyor.engine.events` — Celery-format task events for Flower and
-  ``celery events``.
+  ``celery events``;
+* :mod:`~conveyor.engine.start` — a job's start recorded by the fetch that takes it.
 """

@@ -27,6 +27,10 @@ from kombu.utils.encoding import safe_repr
 
 EXCHANGE = "celeryev"
 
+# One encoder each, not one per ``json.dumps`` call with options.
+_body_json = json.JSONEncoder(default=str).encode
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 def channel_prefix(broker_url: str) -> str:
     """``/{db}.`` for the broker URL's database, as kombu's fanout prefix."""
@@ -65,7 +69,7 @@ class CeleryEvents:
         }
         routing_key = kind.replace("-", ".")
         envelope = {
-            "body": base64.b64encode(json.dumps(body, default=str).encode()).decode(),
+            "body": base64.b64encode(_body_json(body).encode()).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {"hostname": host},
@@ -78,7 +82,7 @@ class CeleryEvents:
             },
         }
         channel = f"{self.prefix}{EXCHANGE}/{routing_key}"
-        return channel, json.dumps(envelope, separators=(",", ":"))
+        return channel, _compact_json(envelope)
 
 
 def task_fields(job_id: str, name: str, payload: Any, meta: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from celery import Celery, Task
 from celery.exceptions import Reject, TimeLimitExceeded
 
 from conveyor.broker.outage import unavailable
+from conveyor.engine.start import HEADER as START_HEADER
+from conveyor.engine.start import Started
 from conveyor.jobs import JobDefinition
 from conveyor.worker.executor import Execution, record_hard_time_limit
 
@@ -68,7 +70,8 @@ def register(celery_app: Celery, app: Conveyor, definition: JobDefinition) -> No
         info.setdefault("priority", delivery.get("priority"))
         worker = request.hostname or socket.gethostname()
         try:
-            Execution(app, definition, str(request.id), payload, info, worker).run()
+            started = Started.of_header(getattr(request, START_HEADER, None))
+            Execution(app, definition, str(request.id), payload, info, worker).run(started)
         except redis.RedisError as exc:
             if not unavailable(exc):
                 raise

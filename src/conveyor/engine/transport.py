@@ -55,6 +55,7 @@ from conveyor import keys
 from conveyor.broker.malformed import envelope_error, reject
 from conveyor.compat.stock import SEP as STOCK_SEP
 from conveyor.compat.stock import split_binding
+from conveyor.engine import start
 from conveyor.topology import MAX_PRIORITY, MIN_PRIORITY
 
 LEVELS = tuple(range(MIN_PRIORITY, MAX_PRIORITY + 1))
@@ -63,12 +64,15 @@ LEVELS_URGENT_FIRST = tuple(reversed(LEVELS))
 # Take the first message of the ordered lists and record it as unacked, atomically,
 # in the same format as kombu's QoS.append (so kombu's restore logic applies).
 # In a worker (ARGV[2] names it) the delivery tag also goes to the worker's held
-# set and the worker to the holders set, for the orphan rescue (conveyor.worker.rescue).
-# ARGV[3]... are delivery tags acknowledged since the last fetch: removed first, as
+# set and the worker to the holders set, for the orphan rescue (conveyor.worker.rescue),
+# and the job's start may be recorded too (ARGV[3..9], see conveyor.engine.start).
+# ARGV[10]... are delivery tags acknowledged since the last fetch: removed first, as
 # kombu's QoS.ack (and the held set) would.
-_FETCH = """
-local n = #KEYS - 4
-for a = 3, #ARGV do
+_FETCH = (
+    start.LUA
+    + """
+local n = #KEYS - 5
+for a = 10, #ARGV do
   redis.call('ZREM', KEYS[n + 2], ARGV[a])
   redis.call('HDEL', KEYS[n + 1], ARGV[a])
   if ARGV[2] ~= '' then redis.call('SREM', KEYS[n + 3], ARGV[a]) end
@@ -92,13 +96,38 @@ for i = 1, n do
     if ARGV[2] ~= '' then
       redis.call('SADD', KEYS[n + 3], tag)
       redis.call('SADD', KEYS[n + 4], ARGV[2])
+      -- A start that fails is left to the executor: the message is recorded by now.
+      local ok_start, started = pcall(start_job, msg, props, KEYS[n + 5])
+      if ok_start and started then return {KEYS[i], item, 1, started} end
     end
     return {KEYS[i], item, 1}
   end
 end
 return false
 """
+)
 _FETCH_SHA = hashlib.sha1(_FETCH.encode()).hexdigest()
+
+# A message an idle worker took with BRPOP: record it as unacked and held (ARGV[10] its
+# tag, ARGV[11] its unacked entry) and start its job as the fetch script would
+# (ARGV[3..9]); KEYS: unacked, unacked_index, held, holders, the event stream.
+_RECORD = (
+    start.LUA
+    + """
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[10])
+redis.call('HSET', KEYS[1], ARGV[10], ARGV[11])
+redis.call('SADD', KEYS[3], ARGV[10])
+redis.call('SADD', KEYS[4], ARGV[2])
+local ok, entry = pcall(cjson.decode, ARGV[11])
+if not ok or type(entry) ~= 'table' or type(entry[1]) ~= 'table' then return false end
+local msg = entry[1]
+if type(msg['properties']) ~= 'table' then return false end
+local ok_start, started = pcall(start_job, msg, msg['properties'], KEYS[5])
+if ok_start and started then return started end
+return false
+"""
+)
+_RECORD_SHA = hashlib.sha1(_RECORD.encode()).hexdigest()
 
 
 class QoS(kombu_redis.QoS):
@@ -121,17 +150,48 @@ class QoS(kombu_redis.QoS):
             super().append(message, delivery_tag)
             return
         delivery = message.delivery_info
+        entry = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        if channel.conveyor_start and not channel.global_keyprefix:  # type: ignore[attr-defined]
+            # Taken by BRPOP (an idle worker): the job's start goes with the record.
+            started = self._record_and_start(message, delivery_tag, entry, worker)
+            if started is not None:
+                message.headers[start.HEADER] = list(started)
+            virtual.QoS.append(self, message, delivery_tag)
+            return
         with self.pipe_or_acquire() as pipe:
             pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
-            pipe.hset(
-                self.unacked_key,
-                delivery_tag,
-                dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
-            )
+            pipe.hset(self.unacked_key, delivery_tag, entry)
             pipe.sadd(keys.worker_held(worker), delivery_tag)
             pipe.sadd(keys.HOLDERS, worker)
             pipe.execute()
         virtual.QoS.append(self, message, delivery_tag)
+
+    def _record_and_start(
+        self, message: Any, delivery_tag: str, entry: str, worker: str
+    ) -> start.Started | None:
+        channel = self.channel
+        keys_ = [
+            self.unacked_key,
+            self.unacked_index_key,
+            keys.worker_held(worker),
+            keys.HOLDERS,
+            keys.EVENTS,
+        ]
+        channel._start_clock += 2  # type: ignore[attr-defined]
+        args = [
+            time.time(),
+            worker,
+            *start.fetch_args(channel.conveyor_start, channel._start_clock),  # type: ignore[attr-defined]
+            delivery_tag,
+            entry,
+        ]
+        with channel.conn_or_acquire() as client:  # type: ignore[attr-defined]
+            try:
+                reply = client.evalsha(_RECORD_SHA, len(keys_), *keys_, *args)
+            except NoScriptError:
+                client.script_load(_RECORD)
+                reply = client.evalsha(_RECORD_SHA, len(keys_), *keys_, *args)
+        return start.Started.of_reply(reply) if reply else None
 
     def ack(self, delivery_tag: str) -> None:
         """Acknowledge ``delivery_tag``: on the next fetch, or now when one is outstanding."""
@@ -183,10 +243,14 @@ class Channel(kombu_redis.Channel):
     queue_priorities: dict[str, int] = {}
     #: The worker's name (the ``conveyor_worker`` transport option), in a worker only.
     conveyor_worker = ""
+    #: Which jobs' starts its fetches record (the ``conveyor_start`` transport option,
+    #: see :mod:`conveyor.engine.start`), in a worker only.
+    conveyor_start: dict[str, Any] = {}
     from_transport_options = (
         *kombu_redis.Channel.from_transport_options,
         "queue_priorities",
         "conveyor_worker",
+        start.OPTION,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -202,6 +266,8 @@ class Channel(kombu_redis.Channel):
         self._acks: list[str] = []
         self._acks_sent: list[str] = []
         self._acks_lock = threading.Lock()
+        #: Celery's event clock for the events a fetch writes (two at most per fetch).
+        self._start_clock = 0
         super().__init__(*args, **kwargs)
         if self.conveyor_worker:
             _channels.add(self)
@@ -329,8 +395,19 @@ class Channel(kombu_redis.Channel):
                 self.unacked_index_key,
                 keys.worker_held(worker or "-"),
                 keys.HOLDERS,
+                keys.EVENTS,
             ]
-            command_args = ["EVALSHA", _FETCH_SHA, len(keys_), *keys_, time.time(), worker, *acks]
+            self._start_clock += 2
+            command_args = [
+                "EVALSHA",
+                _FETCH_SHA,
+                len(keys_),
+                *keys_,
+                time.time(),
+                worker,
+                *start.fetch_args(self.conveyor_start if worker else {}, self._start_clock),
+                *acks,
+            ]
         else:
             command_args = ["BRPOP", *lists, timeout or 0]
         self._in_poll = self.client.connection
@@ -367,8 +444,13 @@ class Channel(kombu_redis.Channel):
             if not reply:
                 self._backlog = False
                 raise Empty()
-            dest, item, recorded = reply
-            return self._take(dest, item, recorded=bool(recorded))
+            dest, item, recorded, *started = reply
+            return self._take(
+                dest,
+                item,
+                recorded=bool(recorded),
+                started=start.Started.of_reply(started[0]) if started else None,
+            )
         finally:
             self._poll_done()
 
@@ -396,8 +478,13 @@ class Channel(kombu_redis.Channel):
         if flush_reauth is not None:
             flush_reauth()
 
-    def _take(self, dest: bytes, item: bytes, *, recorded: bool) -> bool:
-        """Hand a message taken off list ``dest`` to kombu, or reject a malformed one."""
+    def _take(
+        self, dest: bytes, item: bytes, *, recorded: bool, started: start.Started | None = None
+    ) -> bool:
+        """Hand a message taken off list ``dest`` to kombu, or reject a malformed one.
+
+        ``started``: what the fetch made of the job's start, passed on to the executor
+        in the message's ``conveyor_start`` header."""
         queue = bytes_to_str(dest).rsplit(self.sep, 1)[0]
         self._queue_cycle.rotate(queue)  # type: ignore[attr-defined]
         reason = envelope_error(item)
@@ -412,6 +499,13 @@ class Channel(kombu_redis.Channel):
         properties = payload["properties"]
         if recorded:
             self._recorded.add(properties["delivery_tag"])
+        headers = payload.get("headers")
+        if isinstance(headers, dict):
+            # Only this fetch says a start was recorded: never a header that came with it.
+            if started is None:
+                headers.pop(start.HEADER, None)
+            else:
+                headers[start.HEADER] = list(started)
         # A hand-made message may lack these; Celery reports the queue it came from.
         properties.setdefault("delivery_info", {}).setdefault("routing_key", queue)
         try:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from conveyor import keys
 from conveyor.broker.outage import BROKER_DOWN_WAIT_S, wait_for_broker
 from conveyor.engine.events import task_fields
+from conveyor.engine.start import Started
 from conveyor.enqueue import enqueue
 from conveyor.errors import (
     Defer,
@@ -25,7 +26,7 @@ from conveyor.errors import (
     ResultNotSerializable,
     SkipJob,
 )
-from conveyor.events import TERMINAL, new_event
+from conveyor.events import TERMINAL, Transition, new_event
 from conveyor.jobs import JobContext, JobDefinition, remove_job_tempdirs
 from conveyor.middleware import policy
 from conveyor.middleware.chain import CONTROL, call_hooks
@@ -147,52 +148,34 @@ class Execution:
 
     # --------------------------------------------------------------- execution
 
-    def run(self) -> Any:
+    def run(self, started: Started | None = None) -> Any:
         """Run this delivery to its end; never raises for a job's own failure.
 
         A policy may handle the delivery before its start (put it back for later), or
         refuse the job (one no worker can take in time): then it is not run, and the
-        refusal is recorded as its failure.
+        refusal is recorded as its failure. ``started``: the start the fetch already
+        recorded (:mod:`conveyor.engine.start`; only for jobs no policy decides on first).
         """
         hooks = self.app.hooks
         refused: PermanentError | None = None
-        if hooks.before_start:
-            verdict = policy.before_start(hooks.before_start, self)
-            if verdict is True:
-                return None
-            if isinstance(verdict, PermanentError):
-                refused = verdict
         ctx = JobContext(self)
         params: Any = _UNVALIDATED
-        if refused is None and self.app.before_job_hooks:
-            params = self._before_job(ctx)
-            if params is _HANDLED:
-                return None
-        started_at = time.time()
-        start = self._write(
-            self.writer.emit,
-            self._event("started"),
-            fields={
-                "type": self.definition.name,
-                "queue": self.queue,
-                "priority": self.priority,
-                "worker": self.worker,
-                "started_at": started_at,
-                "created_at": self.meta.get("created_at"),
-                "device": self.device,
-            },
-            mode="start",
-            celery=[
-                self.celery_events.event(
-                    "task-received",
-                    task_fields(self.job_id, self.definition.name, self.payload, self.meta),
-                    self.worker,
-                ),
-                self._celery("task-started"),
-            ]
-            if self.flower
-            else None,
-        )
+        if started is not None:
+            start = Transition([started.applied, started.status, started.deliveries])
+            started_at = started.started_at
+        else:
+            if hooks.before_start:
+                verdict = policy.before_start(hooks.before_start, self)
+                if verdict is True:
+                    return None
+                if isinstance(verdict, PermanentError):
+                    refused = verdict
+            if refused is None and self.app.before_job_hooks:
+                params = self._before_job(ctx)
+                if params is _HANDLED:
+                    return None
+            started_at = time.time()
+            start = self._start(started_at)
         if not start.applied:
             if start.status in TERMINAL:
                 log.info("job %s is already %s; not running it", self.job_id, start.status)
@@ -266,6 +249,33 @@ class Execution:
         )
         self._after(Outcome("succeeded", result=result))
         return None
+
+    def _start(self, started_at: float) -> Transition:
+        """Record the job started (refused when it is finished, cancelled or stale)."""
+        return self._write(
+            self.writer.emit,
+            self._event("started"),
+            fields={
+                "type": self.definition.name,
+                "queue": self.queue,
+                "priority": self.priority,
+                "worker": self.worker,
+                "started_at": started_at,
+                "created_at": self.meta.get("created_at"),
+                "device": self.device,
+            },
+            mode="start",
+            celery=[
+                self.celery_events.event(
+                    "task-received",
+                    task_fields(self.job_id, self.definition.name, self.payload, self.meta),
+                    self.worker,
+                ),
+                self._celery("task-started"),
+            ]
+            if self.flower
+            else None,
+        )
 
     def _before_job(self, ctx: JobContext) -> Any:
         """Run the ``before_job`` hooks; the validated input, or :data:`_HANDLED` when a

@@ -12,6 +12,7 @@ from celery.utils.nodenames import host_format
 
 from conveyor.broker.malformed import count_refused_messages
 from conveyor.compat.worker import CeleryCompat
+from conveyor.engine import start as fetch_start
 from conveyor.enqueue import mover as delayed_mover
 from conveyor.errors import ConfigurationError
 from conveyor.middleware.chain import call_hooks
@@ -114,6 +115,9 @@ def run_worker(
     # The transport records this worker's deliveries in its held set (the rescue's input).
     options = dict(celery_app.conf.broker_transport_options or {})
     options["conveyor_worker"] = hostname
+    # Its fetches also record the start of jobs that need no decision first.
+    multiplier = prefetch or profile.prefetch or app.settings.worker_prefetch_multiplier
+    options[fetch_start.OPTION] = fetch_start.options(app, pool=pool, prefetch=multiplier)
     celery_app.conf.broker_transport_options = options
     gpus = gpu.visible_gpus(detect_gpus(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     # Before the pool forks, so every pool process knows (gpu="required" jobs).

@@ -113,3 +113,35 @@ def test_kombu_restores_an_unacked_entry_written_in_conveyors_format(
         assert not redis_client.hexists(channel.unacked_key, "tag-1")
     finally:
         conn.release()
+
+
+def test_a_message_header_reaches_the_task_request() -> None:
+    # conveyor.engine.start: the transport adds the `conveyor_start` header, which the
+    # task reads as `task.request.conveyor_start` (prefork passes the request dict to
+    # the pool process; solo uses it in place).
+    from celery import Celery
+    from celery.app.task import Context
+    from celery.worker.request import Request
+    from kombu.transport.virtual import Message as VirtualMessage
+
+    app = Celery("contract", set_as_current=False)
+
+    @app.task(name="contract.noop", shared=False)
+    def noop() -> None: ...
+
+    headers = {"id": "x", "task": "contract.noop", "conveyor_start": [1, "started", 1, 2.0]}
+    payload = {
+        "body": dumps([[], {}, {}]),
+        "content-type": "application/json",
+        "content-encoding": "utf-8",
+        "headers": headers,
+        "properties": {"delivery_tag": "t", "delivery_info": {"routing_key": "q"}},
+    }
+
+    class _Channel:
+        def decode_body(self, body: Any, encoding: Any) -> Any:
+            return body
+
+    message = VirtualMessage(payload, channel=_Channel())
+    request = Request(message, app=app, task=noop)
+    assert Context(request.request_dict).conveyor_start == [1, "started", 1, 2.0]
