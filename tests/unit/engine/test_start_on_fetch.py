@@ -17,7 +17,7 @@ from kombu import Queue as KombuQueue
 
 from conveyor import Conveyor, keys
 from conveyor.engine import start, transport
-from conveyor.events import new_event, parse
+from conveyor.events import Event, new_event
 from conveyor.worker.executor import Execution
 
 WORKER = "start-test@host"
@@ -66,7 +66,7 @@ def _state(client: redis.Redis, job_id: str) -> dict[str, str]:
 
 def _events(client: redis.Redis, job_id: str) -> list[dict[str, Any]]:
     entries = client.xrange(keys.EVENTS)
-    events = [parse(fields[b"e"]) for _, fields in entries]
+    events = [Event.from_stream(fields).fields() for _, fields in entries]
     return [e for e in events if e["job_id"] == job_id]
 
 
